@@ -1,0 +1,138 @@
+/**
+ * The stable codes carried by every {@link CoherenceError}.
+ */
+export type CoherenceErrorCode =
+  | 'INVALID_EVENT'
+  | 'INVALID_ARGUMENT'
+  | 'LOG_CLOSED'
+  | 'MISSING_MASTER_KEY'
+  | 'WRONG_MASTER_KEY'
+  | 'KEY_DESTROYED'
+  | 'CORRUPT_LOG'
+  | 'UNSUPPORTED_FORMAT';
+
+/**
+ * Base class of every error coherence throws. Catch it to catch them all; switch on `code`,
+ * which is stable across versions, rather than on the message.
+ *
+ * @example
+ * try { await log.append(events, { base }); }
+ * catch (e) { if (e instanceof CoherenceError && e.code === 'INVALID_EVENT') report(e.message); }
+ */
+export class CoherenceError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: CoherenceErrorCode;
+
+  constructor(code: CoherenceErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * An event of an `append` batch is malformed. Nothing was written.
+ *
+ * @example
+ * // events[0].action.patch[0].path: expected a JSON Pointer starting with "/", got "a"
+ * if (e instanceof InvalidEventError) console.error(e.index, e.path);
+ */
+export class InvalidEventError extends CoherenceError {
+  /** Position of the offending event in the batch. */
+  readonly index: number;
+  /** Property path inside that event, such as `action.patch[0].path`. */
+  readonly path: string;
+
+  constructor(index: number, path: string, expectation: string, options?: { cause?: unknown }) {
+    super('INVALID_EVENT', `events[${index}]${path === '' ? '' : '.'}${path}: ${expectation}`, options);
+    this.index = index;
+    this.path = path;
+  }
+}
+
+/**
+ * An argument other than the events of a batch is invalid (options, identities, seqs).
+ *
+ * @example
+ * await log.append(events, { base: -1 }); // throws InvalidArgumentError: base: expected ...
+ */
+export class InvalidArgumentError extends CoherenceError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_ARGUMENT', message, options);
+  }
+}
+
+/**
+ * The log was used after `close()`.
+ *
+ * @example
+ * await log.close(); await log.head(); // throws LogClosedError
+ */
+export class LogClosedError extends CoherenceError {
+  constructor(message = 'the log is closed') {
+    super('LOG_CLOSED', message);
+  }
+}
+
+/**
+ * Encryption or decryption was asked for, but the log was opened without a `masterKey`.
+ *
+ * @example
+ * const log = await openLog({ path }); // no masterKey
+ * await log.append([{ ...event, encrypt: { key: ['user', 'alice'] } }], { base: 0 }); // throws
+ */
+export class MissingMasterKeyError extends CoherenceError {
+  constructor(message = 'this operation needs the log to be opened with a masterKey') {
+    super('MISSING_MASTER_KEY', message);
+  }
+}
+
+/**
+ * The `masterKey` given to `openLog` is not the one the store's keys were wrapped with.
+ *
+ * @example
+ * await openLog({ path, masterKey: otherKey }); // throws WrongMasterKeyError
+ */
+export class WrongMasterKeyError extends CoherenceError {
+  constructor(message = 'the master key does not match the one this store was created with') {
+    super('WRONG_MASTER_KEY', message);
+  }
+}
+
+/**
+ * A key that was shredded or expired was asked to encrypt again. Keys are never reused.
+ *
+ * @example
+ * await log.keys.shred(['user', 'alice']);
+ * await log.keys.create(['user', 'alice']); // throws KeyDestroyedError
+ */
+export class KeyDestroyedError extends CoherenceError {
+  constructor(message: string) {
+    super('KEY_DESTROYED', message);
+  }
+}
+
+/**
+ * The store's bytes are not what coherence wrote: a broken hash chain, an index that disagrees,
+ * or ciphertext that fails authentication.
+ *
+ * @example
+ * for await (const e of log.read()) {} // throws CorruptLogError on a tampered envelope
+ */
+export class CorruptLogError extends CoherenceError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CORRUPT_LOG', message, options);
+  }
+}
+
+/**
+ * The store was written by a format version this build does not read.
+ *
+ * @example
+ * await openLog({ path: storeFromTheFuture }); // throws UnsupportedFormatError
+ */
+export class UnsupportedFormatError extends CoherenceError {
+  constructor(message: string) {
+    super('UNSUPPORTED_FORMAT', message);
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * coherence: an embedded, conflict-aware patch log with encrypted payloads and crypto-shredding.
+ * Everything public is exported here; nothing else is part of the API.
+ */
+export { openLog } from './log/open-log.ts';
+export type { Log, OpenLogOptions } from './log/log.ts';
+export { isActionEvent } from './model/types.ts';
+export type {
+  Action,
+  ActionEvent,
+  AppendOptions,
+  AppendResult,
+  Conflict,
+  Effect,
+  EffectEvent,
+  Id,
+  Identity,
+  LogEvent,
+  MergeMode,
+  NewAction,
+  NewEffect,
+  NewEvent,
+  Operation,
+  ReadOptions,
+  VerifyResult,
+} from './model/types.ts';
+export {
+  CoherenceError,
+  CorruptLogError,
+  InvalidArgumentError,
+  InvalidEventError,
+  KeyDestroyedError,
+  LogClosedError,
+  MissingMasterKeyError,
+  UnsupportedFormatError,
+  WrongMasterKeyError,
+} from './errors.ts';
+export type { CoherenceErrorCode } from './errors.ts';

@@ -1,0 +1,131 @@
+/**
+ * The stored form of an event and its hash chain.
+ *
+ * A record is `[format byte][32-byte SHA-256][msgpack body]`. The hash covers the previous
+ * record's hash followed by this record's body, so changing, dropping or reordering any stored
+ * event breaks every hash after it. The body is a compact positional array rather than a map:
+ *   action: [0, timestampMs, source, reason, actor, aggregate, patch, triggers]
+ *   effect: [1, timestampMs, source, reason, trigger]
+ * and each patch operation is [opcode, path, value | from]. A msgpack binary in a value position
+ * is an encrypted envelope: JSON values never contain binary, so the two cannot be confused.
+ */
+import { hash } from 'node:crypto';
+import { Packr } from 'msgpackr';
+import { CorruptLogError } from '../errors.ts';
+import type { Identity, LogEvent, Operation } from '../model/types.ts';
+import type { PreparedEvent } from '../model/validate.ts';
+
+export const RECORD_FORMAT = 1;
+export const HASH_BYTES = 32;
+const HEADER_BYTES = 1 + HASH_BYTES;
+export const GENESIS_HASH = new Uint8Array(HASH_BYTES);
+
+const OPCODES = ['add', 'remove', 'replace', 'move', 'copy', 'test'] as const;
+const OPCODE_OF: Record<string, number> = { add: 0, remove: 1, replace: 2, move: 3, copy: 4, test: 5 };
+
+/** msgpack without record extensions, so the bytes are self-describing and stable. */
+export const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, copyBuffers: true });
+
+type StoredOperation = [opcode: number, path: string, operand?: unknown];
+export type ActionBody = [0, number, string, string, Identity, Identity, StoredOperation[], Identity[]];
+export type EffectBody = [1, number, string, string, Identity];
+export type Body = ActionBody | EffectBody;
+
+/** The body of a prepared event; `values` overrides operation values (for envelopes). */
+export function toBody(event: PreparedEvent, values?: readonly unknown[]): Body {
+  if (event.type === 'effect') return [1, event.timestamp, event.source, event.reason, event.trigger];
+  const ops: StoredOperation[] = event.patch.map((op, i) => {
+    const code = OPCODE_OF[op.op] as number;
+    if (op.op === 'move' || op.op === 'copy') return [code, op.path, op.from];
+    if (op.op === 'remove') return [code, op.path];
+    return [code, op.path, values === undefined ? op.value : values[i]];
+  });
+  return [0, event.timestamp, event.source, event.reason, event.actor, event.aggregate, ops, event.triggers];
+}
+
+/** Encodes a body; the hash is filled in by {@link sealRecord} once the previous hash is known. */
+export function encodeBody(body: Body): Buffer {
+  const packed = packr.pack(body);
+  const record = Buffer.allocUnsafe(HEADER_BYTES + packed.length);
+  record[0] = RECORD_FORMAT;
+  packed.copy(record, HEADER_BYTES);
+  return record;
+}
+
+/** The number of body bytes of an encoded record, which `maxEventBytes` limits. */
+export function bodyLength(record: Uint8Array): number {
+  return record.length - HEADER_BYTES;
+}
+
+/**
+ * Computes the record's hash from the previous one, writes it into the record and returns it.
+ * SHA-256 through node:crypto: the same function as @noble/hashes' sha256, but native, which
+ * is 3x faster per event here and the chain is on the append hot path.
+ */
+export function sealRecord(record: Buffer, previousHash: Uint8Array): Buffer {
+  record.set(previousHash, 1);
+  const digest = hash('sha256', record.subarray(1), 'buffer');
+  digest.copy(record, 1);
+  return digest;
+}
+
+/** The hash a record should carry after `previousHash`, computed without changing it. */
+export function expectedHash(record: Uint8Array, previousHash: Uint8Array): Buffer {
+  const input = Buffer.allocUnsafe(record.length - 1);
+  input.set(previousHash, 0);
+  input.set(record.subarray(HEADER_BYTES), HASH_BYTES);
+  return hash('sha256', input, 'buffer');
+}
+
+export function recordHash(record: Uint8Array): Uint8Array {
+  return record.subarray(1, HEADER_BYTES);
+}
+
+/** Decodes a record's body. @throws CorruptLogError when the bytes are not a body. */
+export function decodeBody(record: Uint8Array, seq: number): Body {
+  if (record[0] !== RECORD_FORMAT) throw new CorruptLogError(`event ${seq}: unknown record format ${record[0]}`);
+  let body: unknown;
+  try {
+    body = packr.unpack(record.subarray(HEADER_BYTES));
+  } catch (cause) {
+    throw new CorruptLogError(`event ${seq}: the record cannot be decoded`, { cause });
+  }
+  if (!Array.isArray(body) || (body[0] !== 0 && body[0] !== 1)) {
+    throw new CorruptLogError(`event ${seq}: the record is not an event`);
+  }
+  return body as Body;
+}
+
+/**
+ * Turns a body into the public event. `reveal` maps an envelope (a binary value) to what the
+ * reader may see; without it, a record holding envelopes is shown as stored.
+ */
+export function toLogEvent(seq: number, body: Body, reveal?: (value: Uint8Array, op: number) => unknown): LogEvent {
+  if (body[0] === 1) {
+    return { seq, timestamp: new Date(body[1]), source: body[2], effect: { reason: body[3], trigger: body[4] } };
+  }
+  const stored = body[6];
+  const patch: Operation[] = new Array(stored.length);
+  for (let i = 0; i < stored.length; i++) {
+    const [code, path, operand] = stored[i] as StoredOperation;
+    const op = OPCODES[code];
+    if (op === 'move' || op === 'copy') patch[i] = { op, path, from: operand as string };
+    else if (op === 'remove') patch[i] = { op, path };
+    else if (op !== undefined) {
+      const value = operand instanceof Uint8Array && reveal !== undefined ? reveal(operand, i) : operand;
+      patch[i] = { op, path, value };
+    } else throw new CorruptLogError(`event ${seq}: unknown operation code ${code}`);
+  }
+  return {
+    seq,
+    timestamp: new Date(body[1]),
+    source: body[2],
+    action: { reason: body[3], actor: body[4], aggregate: body[5], patch },
+    triggers: body[7],
+  };
+}
+
+/** Decodes a record straight to a public event. */
+export function decodeEvent(record: Uint8Array, seq: number): LogEvent {
+  return toLogEvent(seq, decodeBody(record, seq));
+}

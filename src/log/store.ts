@@ -1,0 +1,99 @@
+/**
+ * The LMDB layout of a store: one environment in the store directory, with these databases.
+ *
+ *   meta                  string key -> msgpack    format version and store-wide settings
+ *   events                seq -> record            the log itself (see record.ts)
+ *   by-aggregate          [kind, id, seq] -> ''    every action, by the aggregate it changes
+ *   by-trigger            [kind, id, seq] -> aggregate (msgpack)
+ *                                                  every action, by each trigger it links to
+ *   effects               seq -> affected aggregates (msgpack)
+ *   effects-by-aggregate  [kind, id, seq] -> ''    every effect, by each aggregate it affects
+ *   keys                  key identity -> key record (the key ring)
+ *   projections           [name, ...] -> projection positions and states
+ *
+ * An effect's affected aggregates are worked out once, when it is written, from by-trigger; so
+ * the conflict check of an action is two range scans starting at `[aggregate, base + 1]`,
+ * O(log n + conflicts found), whatever the length of the log.
+ */
+import { open, type Database, type Key, type RootDatabase } from 'lmdb';
+import { UnsupportedFormatError } from '../errors.ts';
+import type { Identity } from '../model/types.ts';
+import { packr } from './record.ts';
+
+/** Version of the on-disk layout; a store with a higher one is refused. */
+export const FORMAT_VERSION = 1;
+
+/** The largest seq we can key (safe integers); used as the open end of index ranges. */
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+
+export const EMPTY = Buffer.alloc(0);
+
+export interface Store {
+  readonly root: RootDatabase<Buffer, Key>;
+  readonly meta: Database<Buffer, string>;
+  readonly events: Database<Buffer, number>;
+  readonly byAggregate: Database<Buffer, Key>;
+  readonly byTrigger: Database<Buffer, Key>;
+  readonly effects: Database<Buffer, number>;
+  readonly effectsByAggregate: Database<Buffer, Key>;
+  readonly keys: Database<Buffer, Key>;
+  readonly projections: Database<Buffer, Key>;
+}
+
+/** Opens (creating when missing) the store at `path` and checks its format version. */
+export function openStore(path: string): Store {
+  const root = open<Buffer, Key>({ path, maxDbs: 16, encoding: 'binary', cache: false });
+  const db = <K extends Key>(name: string) => root.openDB<Buffer, K>({ name, encoding: 'binary', cache: false });
+  const store: Store = {
+    root,
+    meta: db<string>('meta'),
+    events: db<number>('events'),
+    byAggregate: db('by-aggregate'),
+    byTrigger: db('by-trigger'),
+    effects: db<number>('effects'),
+    effectsByAggregate: db('effects-by-aggregate'),
+    keys: db('keys'),
+    projections: db('projections'),
+  };
+  try {
+    checkFormat(store, path);
+  } catch (e) {
+    root.close();
+    throw e;
+  }
+  return store;
+}
+
+function checkFormat(store: Store, path: string): void {
+  const stored = store.meta.get('format');
+  if (stored === undefined) {
+    store.meta.transactionSync(() => {
+      if (store.meta.get('format') === undefined) store.meta.putSync('format', packr.pack(FORMAT_VERSION));
+    });
+    return;
+  }
+  const version: unknown = packr.unpack(stored);
+  if (typeof version !== 'number' || version > FORMAT_VERSION) {
+    throw new UnsupportedFormatError(
+      `${path}: expected a store of format ${FORMAT_VERSION} or older, got format ${String(version)}; upgrade coherence to open it`,
+    );
+  }
+}
+
+/** The index key of `seq` under an identity. */
+export function indexKey(identity: Identity, seq: number): Key {
+  return [identity[0], identity[1], seq];
+}
+
+/** The seqs indexed under `identity` in [from, to), ascending. */
+export function* indexedSeqs(index: Database<Buffer, Key>, identity: Identity, from: number, to = MAX_SEQ): Generator<number> {
+  for (const key of index.getKeys({ start: [identity[0], identity[1], from], end: [identity[0], identity[1], to] })) {
+    yield (key as [string, string | number, number])[2];
+  }
+}
+
+/** The highest seq in the log, 0 when it is empty. */
+export function lastSeq(store: Store): number {
+  for (const key of store.events.getKeys({ reverse: true, limit: 1 })) return key;
+  return 0;
+}

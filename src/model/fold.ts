@@ -1,0 +1,69 @@
+/**
+ * The JSON Patch fold that turns an aggregate's actions into its state.
+ */
+import jsonPatch from 'fast-json-patch';
+import type { Operation } from './types.ts';
+import { parsePointer } from './json-pointer.ts';
+
+type Container = Record<string, unknown> | unknown[];
+
+function isContainer(value: unknown): value is Container {
+  return typeof value === 'object' && value !== null;
+}
+
+function shallowCopy(value: Container): Container {
+  return Array.isArray(value) ? value.slice() : { ...value };
+}
+
+/**
+ * Copies, below `root`, every container a write at `segments` would change (all but the last
+ * segment), so the write lands on copies and the previous state stays as it was.
+ */
+function copyPath(root: Container, segments: readonly string[], copied: Set<unknown>): void {
+  let node: Container = root;
+  for (let i = 0; i < segments.length - 1; i++) {
+    const key = segments[i] as string;
+    const child = (node as Record<string, unknown>)[key];
+    if (!isContainer(child)) return;
+    let copy: Container = child;
+    if (!copied.has(child)) {
+      copy = shallowCopy(child);
+      copied.add(copy);
+      (node as Record<string, unknown>)[key] = copy;
+    }
+    node = copy;
+  }
+}
+
+/**
+ * Applies a patch as one unit, as RFC 6902 section 5 asks: if any operation fails (a `test`
+ * that does not hold, a path that cannot be resolved), the state is returned unchanged.
+ * `state` itself is never mutated: the containers along each written path are copied first
+ * (structural sharing), so the cost is the depth of the paths, not the size of the state.
+ * Values are shared with `patch`; the caller owns the patch and must not mutate it afterwards.
+ *
+ * @example
+ * applyPatchAtomic({}, [{ op: 'add', path: '/title', value: 'Neuromancer' }]) // { title: 'Neuromancer' }
+ */
+export function applyPatchAtomic(state: unknown, patch: readonly Operation[]): unknown {
+  let doc: unknown = isContainer(state) ? shallowCopy(state) : state;
+  const copied = new Set<unknown>([doc]);
+  try {
+    for (const op of patch) {
+      if (isContainer(doc)) {
+        const path = parsePointer(op.path);
+        if (typeof path !== 'string') copyPath(doc, path, copied);
+        if (op.op === 'move') {
+          const from = parsePointer(op.from);
+          if (typeof from !== 'string') copyPath(doc, from, copied);
+        }
+      }
+      // validate=true makes fast-json-patch refuse unresolvable paths and out-of-range indexes
+      // instead of writing them; banPrototypeModifications stays on as a second line of defence.
+      doc = jsonPatch.applyOperation(doc, op, true, true, true).newDocument;
+    }
+    return doc;
+  } catch {
+    return state;
+  }
+}

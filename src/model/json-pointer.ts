@@ -1,0 +1,63 @@
+/**
+ * JSON Pointer (RFC 6901) parsing and the location rules that disjoint-path merging relies on.
+ */
+
+const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype']);
+const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
+
+/**
+ * Splits a pointer into unescaped segments, or returns a description of what is wrong with it.
+ * Segments that could reach an object's prototype are refused, so no patch can pollute one.
+ */
+export function parsePointer(pointer: unknown): string[] | string {
+  if (typeof pointer !== 'string') return `expected a JSON Pointer string, got ${describe(pointer)}`;
+  if (pointer === '') return [];
+  if (pointer[0] !== '/') return `expected a JSON Pointer starting with "/", got ${JSON.stringify(pointer)}`;
+  const raw = pointer.slice(1).split('/');
+  const segments: string[] = [];
+  for (const segment of raw) {
+    if (/~(?![01])/.test(segment)) {
+      return `expected "~" to be escaped as "~0" or "~1", got ${JSON.stringify(pointer)}`;
+    }
+    const unescaped = segment.replaceAll('~1', '/').replaceAll('~0', '~');
+    if (FORBIDDEN_SEGMENTS.has(unescaped)) {
+      return `expected no "${unescaped}" segment (it could reach an object prototype), got ${JSON.stringify(pointer)}`;
+    }
+    segments.push(unescaped);
+  }
+  return segments;
+}
+
+/**
+ * The location a write through `segments` may change, for conflict purposes: a path into an array
+ * (through an index or `-`) may shift every element, so it stands for the whole array. A numeric
+ * object key is treated as an array index too; that can only report a conflict, never hide one.
+ */
+export function conflictLocation(segments: readonly string[]): readonly string[] {
+  const arrayAt = segments.findIndex((s) => s === '-' || ARRAY_INDEX.test(s));
+  return arrayAt === -1 ? segments : segments.slice(0, arrayAt);
+}
+
+/** Two locations overlap when they are equal or one lies under the other. */
+export function locationsOverlap(a: readonly string[], b: readonly string[]): boolean {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A short description of a value's type for error messages, never the value's content. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Date) return 'a Date';
+  switch (typeof value) {
+    case 'undefined': return 'undefined';
+    case 'string': return value.length <= 40 ? JSON.stringify(value) : 'a string';
+    case 'number': return Number.isNaN(value) ? 'NaN' : String(value);
+    case 'bigint': return 'a bigint';
+    case 'boolean': return String(value);
+    case 'function': return 'a function';
+    case 'symbol': return 'a symbol';
+    default: return 'an object';
+  }
+}

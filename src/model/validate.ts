@@ -1,0 +1,379 @@
+/**
+ * The boundary: every argument a caller hands the log is checked here, once, and turned into the
+ * internal shapes the rest of the code trusts. Nothing here touches storage.
+ */
+import { InvalidArgumentError, InvalidEventError } from '../errors.ts';
+import { describe, parsePointer } from './json-pointer.ts';
+import type { AppendOptions, Identity, MergeMode, Operation, ReadOptions } from './types.ts';
+
+/** A validated action, normalised into fresh objects that share nothing mutable with the caller. */
+export interface PreparedAction {
+  type: 'action';
+  timestamp: number;
+  source: string;
+  reason: string;
+  actor: Identity;
+  aggregate: Identity;
+  patch: Operation[];
+  triggers: Identity[];
+  encrypt: { key: Identity; paths: string[][] | undefined } | undefined;
+}
+
+/** A validated effect. */
+export interface PreparedEffect {
+  type: 'effect';
+  timestamp: number;
+  source: string;
+  reason: string;
+  trigger: Identity;
+}
+
+export type PreparedEvent = PreparedAction | PreparedEffect;
+
+/** Thrown inside the validators with a path relative to the value being checked. */
+class Problem {
+  constructor(readonly path: string, readonly expectation: string) {}
+}
+
+const MAX_IDENTITY_PART_BYTES = 512;
+const MAX_JSON_DEPTH = 256;
+const NEW_ACTION_KEYS = new Set(['source', 'timestamp', 'action', 'triggers', 'encrypt']);
+const NEW_EFFECT_KEYS = new Set(['source', 'timestamp', 'effect']);
+const ACTION_KEYS = new Set(['reason', 'actor', 'aggregate', 'patch']);
+const EFFECT_KEYS = new Set(['reason', 'trigger']);
+const OPERATION_KEYS = new Set(['op', 'path', 'value', 'from']);
+const MERGE_MODES: ReadonlySet<unknown> = new Set<MergeMode>(['none', 'disjoint-paths']);
+const textEncoder = new TextEncoder();
+
+function join(base: string, key: string | number): string {
+  if (typeof key === 'number') return `${base}[${key}]`;
+  return base === '' ? key : `${base}.${key}`;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function checkKeys(value: Record<string, unknown>, allowed: ReadonlySet<string>, path: string): void {
+  for (const key in value) {
+    if (!allowed.has(key)) {
+      throw new Problem(join(path, key), `expected one of ${[...allowed].join(', ')}, got an unknown property`);
+    }
+  }
+}
+
+function checkText(value: unknown, path: string): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new Problem(path, `expected a non-empty string, got ${describe(value)}`);
+  }
+  if (!value.isWellFormed()) throw new Problem(path, 'expected well-formed Unicode, got a lone surrogate');
+  return value;
+}
+
+function checkIdentityPart(value: string, path: string): void {
+  if (value.includes('\u0000')) throw new Problem(path, 'expected no NUL character');
+  if (value.length * 3 > MAX_IDENTITY_PART_BYTES && textEncoder.encode(value).length > MAX_IDENTITY_PART_BYTES) {
+    throw new Problem(path, `expected at most ${MAX_IDENTITY_PART_BYTES} bytes of UTF-8`);
+  }
+}
+
+function checkIdentity(value: unknown, path: string): Identity {
+  if (!Array.isArray(value) || value.length !== 2) {
+    throw new Problem(path, `expected an identity [kind, id], got ${describe(value)}`);
+  }
+  const kind = checkText(value[0], `${path}[0]`);
+  checkIdentityPart(kind, `${path}[0]`);
+  const id: unknown = value[1];
+  if (typeof id === 'number') {
+    if (!Number.isSafeInteger(id)) throw new Problem(`${path}[1]`, `expected a safe integer id, got ${describe(id)}`);
+  } else if (typeof id === 'string') {
+    checkText(id, `${path}[1]`);
+    checkIdentityPart(id, `${path}[1]`);
+  } else {
+    throw new Problem(`${path}[1]`, `expected a non-empty string or a safe integer id, got ${describe(id)}`);
+  }
+  return [kind, id];
+}
+
+function checkDate(value: unknown, path: string): number {
+  if (!(value instanceof Date)) throw new Problem(path, `expected a Date, got ${describe(value)}`);
+  const time = value.getTime();
+  if (Number.isNaN(time)) throw new Problem(path, 'expected a valid Date, got Invalid Date');
+  return time;
+}
+
+/** Checks that a value is JSON: what JSON.stringify/parse would round-trip unchanged. */
+function checkJson(value: unknown, path: string, depth: number, ancestors: Set<object>): void {
+  switch (typeof value) {
+    case 'string':
+      if (!value.isWellFormed()) throw new Problem(path, 'expected well-formed Unicode, got a lone surrogate');
+      return;
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) throw new Problem(path, `expected a JSON value, got ${describe(value)}`);
+      return;
+    case 'object':
+      break;
+    default:
+      throw new Problem(path, `expected a JSON value, got ${describe(value)}`);
+  }
+  if (value === null) return;
+  if (depth > MAX_JSON_DEPTH) throw new Problem(path, `expected JSON nested at most ${MAX_JSON_DEPTH} deep`);
+  if (ancestors.has(value)) throw new Problem(path, 'expected a JSON value, got a cycle');
+  ancestors.add(value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) checkJson(value[i], `${path}[${i}]`, depth + 1, ancestors);
+  } else if (isPlainObject(value)) {
+    for (const key of Object.keys(value)) {
+      if (key === '__proto__') throw new Problem(join(path, key), 'expected no "__proto__" key');
+      checkJson(value[key], join(path, key), depth + 1, ancestors);
+    }
+  } else {
+    throw new Problem(path, `expected a JSON value, got ${describe(value)}`);
+  }
+  ancestors.delete(value);
+}
+
+function checkOperation(value: unknown, path: string): Operation {
+  if (!isPlainObject(value)) throw new Problem(path, `expected an operation object, got ${describe(value)}`);
+  checkKeys(value, OPERATION_KEYS, path);
+  const target = parsePointer(value.path);
+  if (typeof target === 'string') throw new Problem(`${path}.path`, target);
+  const pointer = value.path as string;
+  switch (value.op) {
+    case 'add':
+    case 'replace':
+    case 'test': {
+      if (!('value' in value)) throw new Problem(`${path}.value`, `expected a value for "${value.op}", got none`);
+      if ('from' in value) throw new Problem(`${path}.from`, `expected no "from" for "${value.op}"`);
+      checkJson(value.value, `${path}.value`, 0, new Set());
+      return { op: value.op, path: pointer, value: value.value };
+    }
+    case 'remove':
+      if (target.length === 0) throw new Problem(`${path}.path`, 'expected a location inside the document, got the root ""');
+      if ('value' in value || 'from' in value) throw new Problem(path, 'expected no "value" or "from" for "remove"');
+      return { op: 'remove', path: pointer };
+    case 'move':
+    case 'copy': {
+      const from = parsePointer(value.from);
+      if (typeof from === 'string') throw new Problem(`${path}.from`, from);
+      if ('value' in value) throw new Problem(`${path}.value`, `expected no "value" for "${value.op}"`);
+      const fromPointer = value.from as string;
+      if (value.op === 'move' && (pointer + '/').startsWith(fromPointer + '/') && pointer !== fromPointer) {
+        throw new Problem(`${path}.from`, `expected "from" not to contain "path" (RFC 6902 4.4), got ${JSON.stringify(fromPointer)}`);
+      }
+      return { op: value.op, path: pointer, from: fromPointer };
+    }
+    default:
+      throw new Problem(`${path}.op`, `expected one of add, remove, replace, move, copy, test, got ${describe(value.op)}`);
+  }
+}
+
+function checkAction(value: unknown, path: string): Pick<PreparedAction, 'reason' | 'actor' | 'aggregate' | 'patch'> {
+  if (!isPlainObject(value)) throw new Problem(path, `expected an action object, got ${describe(value)}`);
+  checkKeys(value, ACTION_KEYS, path);
+  const reason = checkText(value.reason, `${path}.reason`);
+  const actor = checkIdentity(value.actor, `${path}.actor`);
+  const aggregate = checkIdentity(value.aggregate, `${path}.aggregate`);
+  const patch = value.patch;
+  if (!Array.isArray(patch) || patch.length === 0) {
+    throw new Problem(`${path}.patch`, `expected a non-empty array of operations, got ${Array.isArray(patch) ? 'an empty array' : describe(patch)}`);
+  }
+  return { reason, actor, aggregate, patch: patch.map((op, i) => checkOperation(op, `${path}.patch[${i}]`)) };
+}
+
+function identityKey(identity: Identity): string {
+  return `${identity[0]}\u0000${typeof identity[1]}\u0000${identity[1]}`;
+}
+
+function checkIdentities(value: unknown, path: string): Identity[] {
+  if (!Array.isArray(value)) throw new Problem(path, `expected an array of identities, got ${describe(value)}`);
+  const seen = new Set<string>();
+  return value.map((item, i) => {
+    const identity = checkIdentity(item, `${path}[${i}]`);
+    const key = identityKey(identity);
+    if (seen.has(key)) throw new Problem(`${path}[${i}]`, `expected no duplicate, got ${JSON.stringify(identity)} twice`);
+    seen.add(key);
+    return identity;
+  });
+}
+
+function checkEncrypt(value: unknown, path: string): PreparedAction['encrypt'] {
+  if (!isPlainObject(value)) throw new Problem(path, `expected { key, paths? }, got ${describe(value)}`);
+  checkKeys(value, new Set(['key', 'paths']), path);
+  const key = checkIdentity(value.key, `${path}.key`);
+  if (value.paths === undefined) return { key, paths: undefined };
+  if (!Array.isArray(value.paths) || value.paths.length === 0) {
+    throw new Problem(`${path}.paths`, `expected a non-empty array of JSON Pointers, got ${describe(value.paths)}`);
+  }
+  const paths = value.paths.map((p: unknown, i: number) => {
+    const segments = parsePointer(p);
+    if (typeof segments === 'string') throw new Problem(`${path}.paths[${i}]`, segments);
+    return segments;
+  });
+  return { key, paths };
+}
+
+function checkEvent(value: unknown, defaultTimestamp: number): PreparedEvent {
+  if (!isPlainObject(value)) throw new Problem('', `expected an event object, got ${describe(value)}`);
+  const hasAction = value.action !== undefined;
+  const hasEffect = value.effect !== undefined;
+  if (hasAction === hasEffect) {
+    throw new Problem('', `expected exactly one of "action" or "effect", got ${hasAction ? 'both' : 'neither'}`);
+  }
+  checkKeys(value, hasAction ? NEW_ACTION_KEYS : NEW_EFFECT_KEYS, '');
+  const source = checkText(value.source, 'source');
+  const timestamp = value.timestamp === undefined ? defaultTimestamp : checkDate(value.timestamp, 'timestamp');
+  if (hasEffect) {
+    const effect = value.effect;
+    if (!isPlainObject(effect)) throw new Problem('effect', `expected an effect object, got ${describe(effect)}`);
+    checkKeys(effect, EFFECT_KEYS, 'effect');
+    const reason = checkText(effect.reason, 'effect.reason');
+    if (effect.trigger === undefined) throw new Problem('effect.trigger', 'expected the trigger identity the effect is about, got none');
+    return { type: 'effect', timestamp, source, reason, trigger: checkIdentity(effect.trigger, 'effect.trigger') };
+  }
+  const action = checkAction(value.action, 'action');
+  const triggers = value.triggers === undefined ? [] : checkIdentities(value.triggers, 'triggers');
+  const encrypt = value.encrypt === undefined ? undefined : checkEncrypt(value.encrypt, 'encrypt');
+  if (encrypt !== undefined) {
+    const keyId = identityKey(encrypt.key);
+    if (!triggers.some((t) => identityKey(t) === keyId)) triggers.push(encrypt.key);
+  }
+  return { type: 'action', timestamp, source, ...action, triggers, encrypt };
+}
+
+/**
+ * Validates an append batch.
+ * @throws InvalidArgumentError when `events` is not a non-empty array.
+ * @throws InvalidEventError naming the first bad event and the path inside it.
+ */
+export function prepareEvents(events: unknown, defaultTimestamp: number): PreparedEvent[] {
+  if (!Array.isArray(events) || events.length === 0) {
+    throw new InvalidArgumentError(`events: expected a non-empty array of events, got ${Array.isArray(events) ? 'an empty array' : describe(events)}`);
+  }
+  const prepared: PreparedEvent[] = new Array(events.length);
+  for (let i = 0; i < events.length; i++) {
+    try {
+      prepared[i] = checkEvent(events[i], defaultTimestamp);
+    } catch (e) {
+      if (e instanceof Problem) throw new InvalidEventError(i, e.path, e.expectation);
+      throw e;
+    }
+  }
+  return prepared;
+}
+
+function argumentError(name: string, e: unknown): never {
+  if (e instanceof Problem) throw new InvalidArgumentError(`${join(name, e.path.replace(/^\./, ''))}: ${e.expectation}`);
+  throw e;
+}
+
+/** Validated append options. */
+export interface PreparedAppendOptions {
+  base: number;
+  resolved: ReadonlySet<number>;
+  dryRun: boolean;
+  merge: MergeMode;
+}
+
+function checkSeq(value: unknown, path: string, min: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new Problem(path, `expected an integer >= ${min}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Validates the options of `append`.
+ * @throws InvalidArgumentError naming the option.
+ */
+export function prepareAppendOptions(options: unknown): PreparedAppendOptions {
+  try {
+    if (!isPlainObject(options)) throw new Problem('', `expected { base, resolved?, dryRun?, merge? }, got ${describe(options)}`);
+    checkKeys(options, new Set(['base', 'resolved', 'dryRun', 'merge']), '');
+    const base = checkSeq(options.base, 'base', 0);
+    const resolved = new Set<number>();
+    if (options.resolved !== undefined) {
+      if (!Array.isArray(options.resolved)) throw new Problem('resolved', `expected an array of seqs, got ${describe(options.resolved)}`);
+      options.resolved.forEach((seq: unknown, i: number) => {
+        const checked = checkSeq(seq, `resolved[${i}]`, 1);
+        if (resolved.has(checked)) throw new Problem(`resolved[${i}]`, `expected no duplicate, got ${checked} twice`);
+        resolved.add(checked);
+      });
+    }
+    if (options.dryRun !== undefined && typeof options.dryRun !== 'boolean') {
+      throw new Problem('dryRun', `expected a boolean, got ${describe(options.dryRun)}`);
+    }
+    if (options.merge !== undefined && !MERGE_MODES.has(options.merge)) {
+      throw new Problem('merge', `expected "none" or "disjoint-paths", got ${describe(options.merge)}`);
+    }
+    return { base, resolved, dryRun: options.dryRun === true, merge: (options.merge as MergeMode | undefined) ?? 'none' };
+  } catch (e) {
+    return argumentError('options', e);
+  }
+}
+
+/**
+ * Validates an identity given as an argument.
+ * @throws InvalidArgumentError naming the argument.
+ */
+export function prepareIdentity(value: unknown, name: string): Identity {
+  try {
+    return checkIdentity(value, '');
+  } catch (e) {
+    return argumentError(name, e);
+  }
+}
+
+/**
+ * Validates a seq given as an argument.
+ * @throws InvalidArgumentError naming the argument.
+ */
+export function prepareSeq(value: unknown, name: string, min: number): number {
+  try {
+    return checkSeq(value, '', min);
+  } catch (e) {
+    return argumentError(name, e);
+  }
+}
+
+/** Validated read options. */
+export interface PreparedReadOptions {
+  from: number;
+  aggregates: Identity[] | undefined;
+  kinds: ReadonlySet<string> | undefined;
+  replay: boolean;
+  raw: boolean;
+}
+
+/**
+ * Validates the options of `read`.
+ * @throws InvalidArgumentError naming the option.
+ */
+export function prepareReadOptions(options: unknown): PreparedReadOptions {
+  try {
+    if (options === undefined) return { from: 1, aggregates: undefined, kinds: undefined, replay: true, raw: false };
+    if (!isPlainObject(options)) throw new Problem('', `expected { from?, aggregates?, kinds?, replay?, raw? }, got ${describe(options)}`);
+    checkKeys(options, new Set(['from', 'aggregates', 'kinds', 'replay', 'raw']), '');
+    const from = options.from === undefined ? 1 : checkSeq(options.from, 'from', 1);
+    const aggregates = options.aggregates === undefined ? undefined : checkIdentities(options.aggregates, 'aggregates');
+    let kinds: Set<string> | undefined;
+    if (options.kinds !== undefined) {
+      if (!Array.isArray(options.kinds)) throw new Problem('kinds', `expected an array of kinds, got ${describe(options.kinds)}`);
+      kinds = new Set(options.kinds.map((k: unknown, i: number) => checkText(k, `kinds[${i}]`)));
+    }
+    for (const flag of ['replay', 'raw'] as const) {
+      if (options[flag] !== undefined && typeof options[flag] !== 'boolean') {
+        throw new Problem(flag, `expected a boolean, got ${describe(options[flag])}`);
+      }
+    }
+    return { from, aggregates, kinds, replay: options.replay !== false, raw: options.raw === true };
+  } catch (e) {
+    return argumentError('options', e);
+  }
+}
+
+export { identityKey, isPlainObject };
