@@ -9,7 +9,8 @@ export type CoherenceErrorCode =
   | 'WRONG_MASTER_KEY'
   | 'KEY_DESTROYED'
   | 'CORRUPT_LOG'
-  | 'UNSUPPORTED_FORMAT';
+  | 'UNSUPPORTED_FORMAT'
+  | 'STORE_IN_USE';
 
 /**
  * Base class of every error coherence throws. Catch it to catch them all; switch on `code`,
@@ -134,5 +135,17 @@ export class CorruptLogError extends CoherenceError {
 export class UnsupportedFormatError extends CoherenceError {
   constructor(message: string) {
     super('UNSUPPORTED_FORMAT', message);
+  }
+}
+
+/**
+ * The operation needs the store to itself (`compact()`), but another process has it open.
+ *
+ * @example
+ * try { await log.compact(); } catch (e) { if (e instanceof StoreInUseError) retryLater(); }
+ */
+export class StoreInUseError extends CoherenceError {
+  constructor(message: string) {
+    super('STORE_IN_USE', message);
   }
 }

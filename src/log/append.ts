@@ -107,6 +107,16 @@ function findConflicts(store: Store, batch: readonly EncodedEvent[], ours: reado
   return conflicts;
 }
 
+/**
+ * Writes a batch after the current head without any conflict check, for events that never
+ * conflict (the effects of the key ring). Must run inside a write transaction.
+ */
+export function writeUnchecked(store: Store, batch: readonly EncodedEvent[]): LogEvent[] {
+  const head = lastSeq(store);
+  write(store, batch, head);
+  return batch.map((event, i) => event.toEvent(head + 1 + i));
+}
+
 function write(store: Store, batch: readonly EncodedEvent[], head: number): void {
   let previousHash: Uint8Array = GENESIS_HASH;
   if (head > 0) {

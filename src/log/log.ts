@@ -1,3 +1,4 @@
+import type { Duration, Keys } from '../crypto/keys.ts';
 import type {
   AppendOptions,
   AppendResult,
@@ -14,12 +15,24 @@ import type {
 export interface OpenLogOptions {
   /** The store directory; created when missing. */
   path: string;
-  /** 32 bytes, or 64 hex characters. Needed only to encrypt and decrypt. */
+  /**
+   * 32 bytes, or 64 hex characters. Needed only to encrypt and decrypt; a wrong one fails here
+   * with `WrongMasterKeyError`, never later with garbage.
+   */
   masterKey?: Uint8Array | string;
+  /** Lifetime of keys created implicitly by encrypting with an unknown key. Default: no expiry. */
+  keyTtl?: Duration;
+  /** What readers see in place of a value whose key is gone. Default: `null`. */
+  redact?: (context: { aggregate: Identity; path: string; key: Identity }) => unknown;
+  /** Where `timestamp` defaults and key expiry come from; inject one in tests. Default `() => new Date()`. */
+  clock?: () => Date;
+  /**
+   * Shred each key at its `expiresAt` by timer in this process (timers do not keep the process
+   * alive; keys created by other processes are picked up within a minute). Default false.
+   */
+  autoExpire?: boolean;
   /** Largest encoded event, in bytes. Default 1 MiB. */
   maxEventBytes?: number;
-  /** Where `timestamp` defaults come from; inject one in tests. Default `() => new Date()`. */
-  clock?: () => Date;
 }
 
 /**
@@ -27,6 +40,9 @@ export interface OpenLogOptions {
  * store open at once, and every guarantee holds across them.
  */
 export interface Log {
+  /** The key ring: create, inspect, shred and expire the keys that encrypt values. */
+  readonly keys: Keys;
+
   /**
    * Appends a batch, all or nothing, if nothing stored after `options.base` (and not in
    * `options.resolved`) conflicts with it. An action conflicts with every later action on the
@@ -104,6 +120,18 @@ export interface Log {
    * if (!result.ok) console.error(`corrupt at ${result.seq}: ${result.reason}`);
    */
   verify(): Promise<VerifyResult>;
+
+  /**
+   * Rewrites the store without free pages, so no copy of destroyed key material (raw or
+   * wrapped) or of freed pages remains in its files. Needs the store to itself; a crash in the
+   * middle leaves the old store intact.
+   * @throws StoreInUseError while another process has the store open.
+   * @throws LogClosedError after `close()`.
+   * @example
+   * await log.keys.shred(['user', 'alice']);
+   * await log.compact();
+   */
+  compact(): Promise<void>;
 
   /**
    * Waits for pending appends, then closes the store. Later calls throw `LogClosedError`;

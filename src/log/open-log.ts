@@ -1,23 +1,35 @@
 import { mkdirSync } from 'node:fs';
+import type { Duration } from 'date-fns';
+import { openValue, toEnvelope } from '../crypto/envelope.ts';
+import { KeyRing, parseDuration, parseMasterKey, unlockStore } from '../crypto/key-ring.ts';
+import type { Keys } from '../crypto/keys.ts';
+import { batchKeys, sealBatch } from '../crypto/seal-batch.ts';
 import { CorruptLogError, InvalidArgumentError, LogClosedError } from '../errors.ts';
-import { describe } from '../model/json-pointer.ts';
 import { applyPatchAtomic } from '../model/fold.ts';
+import { describe } from '../model/json-pointer.ts';
 import type { AppendOptions, AppendResult, Identity, LogEvent, NewEvent, ReadOptions, VerifyResult } from '../model/types.ts';
 import { isPlainObject, prepareAppendOptions, prepareEvents, prepareIdentity, prepareReadOptions, prepareSeq } from '../model/validate.ts';
 import { appendInTransaction, conflictingSeqs, encodeEvents } from './append.ts';
+import { assertAlone, compactStore } from './compact.ts';
 import type { Log, OpenLogOptions } from './log.ts';
 import { readEvents } from './read.ts';
-import { decodeEvent } from './record.ts';
+import { decodeBody, toLogEvent, type Revealer } from './record.ts';
 import { indexedSeqs, lastSeq, openStore, type Store } from './store.ts';
 import { verifyStore } from './verify.ts';
 
 const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
 const OPTION_KEYS = new Set(['path', 'masterKey', 'keyTtl', 'redact', 'clock', 'autoExpire', 'maxEventBytes']);
 
+type Redact = NonNullable<OpenLogOptions['redact']>;
+
 interface Settings {
   path: string;
-  maxEventBytes: number;
+  masterKey: Uint8Array | undefined;
+  keyTtl: Duration | undefined;
+  redact: Redact;
   clock: () => Date;
+  autoExpire: boolean;
+  maxEventBytes: number;
 }
 
 function prepareOpenOptions(options: unknown): Settings {
@@ -25,27 +37,53 @@ function prepareOpenOptions(options: unknown): Settings {
   for (const key of Object.keys(options)) {
     if (!OPTION_KEYS.has(key)) throw new InvalidArgumentError(`options.${key}: expected one of ${[...OPTION_KEYS].join(', ')}, got an unknown option`);
   }
-  const { path, maxEventBytes, clock } = options;
+  const { path, masterKey, keyTtl, redact, clock, autoExpire, maxEventBytes } = options;
   if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError(`options.path: expected a directory path, got ${describe(path)}`);
   if (maxEventBytes !== undefined && (typeof maxEventBytes !== 'number' || !Number.isSafeInteger(maxEventBytes) || maxEventBytes < 1)) {
     throw new InvalidArgumentError(`options.maxEventBytes: expected a positive integer, got ${describe(maxEventBytes)}`);
   }
-  if (clock !== undefined && typeof clock !== 'function') throw new InvalidArgumentError(`options.clock: expected a function returning a Date, got ${describe(clock)}`);
+  for (const [name, value] of [['clock', clock], ['redact', redact]] as const) {
+    if (value !== undefined && typeof value !== 'function') throw new InvalidArgumentError(`options.${name}: expected a function, got ${describe(value)}`);
+  }
+  if (autoExpire !== undefined && typeof autoExpire !== 'boolean') throw new InvalidArgumentError(`options.autoExpire: expected a boolean, got ${describe(autoExpire)}`);
   return {
     path,
-    maxEventBytes: maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
+    masterKey: masterKey === undefined ? undefined : parseMasterKey(masterKey),
+    keyTtl: keyTtl === undefined ? undefined : parseDuration(keyTtl, 'options.keyTtl'),
+    redact: (redact as Redact | undefined) ?? (() => null),
     clock: (clock as (() => Date) | undefined) ?? (() => new Date()),
+    autoExpire: autoExpire === true,
+    maxEventBytes: maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
   };
 }
 
 class LmdbLog implements Log {
-  readonly #store: Store;
+  #store: Store;
   readonly #settings: Settings;
+  readonly #ring: KeyRing;
+  readonly #decode: (seq: number, record: Buffer) => LogEvent;
   #closed = false;
 
-  constructor(store: Store, settings: Settings) {
+  constructor(store: Store, settings: Settings, kek: Uint8Array | undefined) {
     this.#store = store;
     this.#settings = settings;
+    this.#decode = this.#decoder(false);
+    this.#ring = new KeyRing(() => this.#openStore(), {
+      kek,
+      keyTtl: settings.keyTtl,
+      clock: () => this.#now(),
+      maxEventBytes: settings.maxEventBytes,
+    });
+    if (settings.autoExpire) this.#ring.startAutoExpire();
+  }
+
+  get keys(): Keys {
+    return this.#ring;
+  }
+
+  #openStore(): Store {
+    if (this.#closed) throw new LogClosedError();
+    return this.#store;
   }
 
   #assertOpen(): void {
@@ -67,7 +105,23 @@ class LmdbLog implements Log {
     return now.getTime();
   }
 
-  #decode = (seq: number, record: Buffer): LogEvent => decodeEvent(record, seq);
+  /**
+   * Decrypts where the key lives, redacts where it is gone; one key lookup per event. Without a
+   * master key, values under a live key throw MissingMasterKeyError (raw reads need none).
+   */
+  #reveal: Revealer = (seq, aggregate, key) => {
+    const material = this.#ring.keyForDecryption(key);
+    if (material === undefined) return (_, path) => this.#settings.redact({ aggregate, path, key });
+    return (envelope, path) => openValue(envelope, material, key, aggregate, path, seq);
+  };
+
+  #revealRaw: Revealer = (_seq, _aggregate, key) => (envelope) => toEnvelope(envelope, key);
+
+  #decoder(raw: boolean) {
+    const reveal = raw ? this.#revealRaw : this.#reveal;
+    return (seq: number, record: Buffer): LogEvent => toLogEvent(seq, decodeBody(record, seq), reveal);
+  }
+
 
   #load = (seq: number): LogEvent => {
     const record = this.#store.events.getBinary(seq);
@@ -79,8 +133,16 @@ class LmdbLog implements Log {
     this.#assertOpen();
     const prepared = prepareEvents(events, this.#now());
     const appendOptions = prepareAppendOptions(options);
-    const batch = encodeEvents(prepared, this.#settings.maxEventBytes);
-    return this.#store.root.transaction(() => appendInTransaction(this.#store, batch, appendOptions, this.#load));
+    const keyIds = batchKeys(prepared);
+    let values: (unknown[] | undefined)[] | undefined;
+    if (keyIds.length > 0) values = sealBatch(prepared, await this.#ring.keysForEncryption(keyIds));
+    const batch = encodeEvents(prepared, this.#settings.maxEventBytes, values);
+    const store = this.#openStore();
+    return store.root.transaction(() => {
+      // A key shredded since it was fetched must not gain new ciphertext: refuse, write nothing.
+      for (const key of keyIds) this.#ring.assertUsable(key);
+      return appendInTransaction(store, batch, appendOptions, this.#load);
+    });
   }
 
   async head(): Promise<number> {
@@ -98,6 +160,7 @@ class LmdbLog implements Log {
   read(options?: ReadOptions): AsyncIterable<LogEvent> {
     this.#assertOpen();
     const prepared = prepareReadOptions(options);
+    const decode = prepared.raw ? this.#decoder(true) : this.#decode;
     return {
       [Symbol.asyncIterator]: () => {
         let events: Generator<LogEvent> | undefined;
@@ -109,7 +172,7 @@ class LmdbLog implements Log {
             }
             if (events === undefined) {
               this.#beginRead();
-              events = readEvents(this.#store, prepared, this.#decode);
+              events = readEvents(this.#store, prepared, decode);
             }
             return events.next();
           },
@@ -147,9 +210,21 @@ class LmdbLog implements Log {
     return verifyStore(this.#store);
   }
 
+  async compact(): Promise<void> {
+    this.#beginRead();
+    assertAlone(this.#store, this.#settings.path);
+    try {
+      await compactStore(this.#store, this.#settings.path);
+    } finally {
+      // Whether or not the copy went through, this log carries on with the store on disk.
+      this.#store = openStore(this.#settings.path);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#ring.close();
     await this.#store.root.committed;
     await this.#store.root.close();
   }
@@ -160,13 +235,25 @@ class LmdbLog implements Log {
  * Nothing is scanned at open, so it is as fast for a million events as for none.
  *
  * @throws InvalidArgumentError for bad options.
+ * @throws WrongMasterKeyError when `masterKey` is not the store's.
  * @throws UnsupportedFormatError when the store was written by a newer format version.
  * @example
- * const log = await openLog({ path: './data/shop' });
+ * const log = await openLog({ path: './data/shop', masterKey: process.env.COHERENCE_MASTER_KEY });
  * try { console.log(await log.head()); } finally { await log.close(); }
  */
 export async function openLog(options: OpenLogOptions): Promise<Log> {
   const settings = prepareOpenOptions(options);
   mkdirSync(settings.path, { recursive: true });
-  return new LmdbLog(openStore(settings.path), settings);
+  const store = openStore(settings.path);
+  let kek: Uint8Array | undefined;
+  try {
+    if (settings.masterKey !== undefined) kek = unlockStore(store, settings.masterKey);
+  } catch (e) {
+    settings.masterKey?.fill(0);
+    await store.root.close();
+    throw e;
+  }
+  // Only the derived KEK is kept; the master key copy is wiped.
+  settings.masterKey?.fill(0);
+  return new LmdbLog(store, settings, kek);
 }

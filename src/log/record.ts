@@ -4,7 +4,7 @@
  * A record is `[format byte][32-byte SHA-256][msgpack body]`. The hash covers the previous
  * record's hash followed by this record's body, so changing, dropping or reordering any stored
  * event breaks every hash after it. The body is a compact positional array rather than a map:
- *   action: [0, timestampMs, source, reason, actor, aggregate, patch, triggers]
+ *   action: [0, timestampMs, source, reason, actor, aggregate, patch, triggers, encryptionKey?]
  *   effect: [1, timestampMs, source, reason, trigger]
  * and each patch operation is [opcode, path, value | from]. A msgpack binary in a value position
  * is an encrypted envelope: JSON values never contain binary, so the two cannot be confused.
@@ -27,7 +27,7 @@ const OPCODE_OF: Record<string, number> = { add: 0, remove: 1, replace: 2, move:
 export const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, copyBuffers: true });
 
 type StoredOperation = [opcode: number, path: string, operand?: unknown];
-export type ActionBody = [0, number, string, string, Identity, Identity, StoredOperation[], Identity[]];
+export type ActionBody = [0, number, string, string, Identity, Identity, StoredOperation[], Identity[], Identity?];
 export type EffectBody = [1, number, string, string, Identity];
 export type Body = ActionBody | EffectBody;
 
@@ -40,7 +40,9 @@ export function toBody(event: PreparedEvent, values?: readonly unknown[]): Body 
     if (op.op === 'remove') return [code, op.path];
     return [code, op.path, values === undefined ? op.value : values[i]];
   });
-  return [0, event.timestamp, event.source, event.reason, event.actor, event.aggregate, ops, event.triggers];
+  const body: ActionBody = [0, event.timestamp, event.source, event.reason, event.actor, event.aggregate, ops, event.triggers];
+  if (event.encrypt !== undefined) body.push(event.encrypt.key);
+  return body;
 }
 
 /** Encodes a body; the hash is filled in by {@link sealRecord} once the previous hash is known. */
@@ -97,14 +99,22 @@ export function decodeBody(record: Uint8Array, seq: number): Body {
 }
 
 /**
- * Turns a body into the public event. `reveal` maps an envelope (a binary value) to what the
- * reader may see; without it, a record holding envelopes is shown as stored.
+ * Maps the envelopes of one action (binary values, all under `key`) to what the reader may see.
+ * Returns the function applied to each envelope of the event.
  */
-export function toLogEvent(seq: number, body: Body, reveal?: (value: Uint8Array, op: number) => unknown): LogEvent {
+export type Revealer = (seq: number, aggregate: Identity, key: Identity) => (envelope: Uint8Array, path: string) => unknown;
+
+/**
+ * Turns a body into the public event. `reveal` maps envelopes to what the reader may see;
+ * without it, a record holding envelopes is shown as stored.
+ */
+export function toLogEvent(seq: number, body: Body, reveal?: Revealer): LogEvent {
   if (body[0] === 1) {
     return { seq, timestamp: new Date(body[1]), source: body[2], effect: { reason: body[3], trigger: body[4] } };
   }
   const stored = body[6];
+  const key = body[8];
+  let open: ((envelope: Uint8Array, path: string) => unknown) | undefined;
   const patch: Operation[] = new Array(stored.length);
   for (let i = 0; i < stored.length; i++) {
     const [code, path, operand] = stored[i] as StoredOperation;
@@ -112,7 +122,12 @@ export function toLogEvent(seq: number, body: Body, reveal?: (value: Uint8Array,
     if (op === 'move' || op === 'copy') patch[i] = { op, path, from: operand as string };
     else if (op === 'remove') patch[i] = { op, path };
     else if (op !== undefined) {
-      const value = operand instanceof Uint8Array && reveal !== undefined ? reveal(operand, i) : operand;
+      let value = operand;
+      if (operand instanceof Uint8Array && reveal !== undefined) {
+        if (key === undefined) throw new CorruptLogError(`event ${seq}: an encrypted value without its key`);
+        open ??= reveal(seq, body[5], key);
+        value = open(operand, path);
+      }
       patch[i] = { op, path, value };
     } else throw new CorruptLogError(`event ${seq}: unknown operation code ${code}`);
   }

@@ -8,7 +8,8 @@
  *                                                  every action, by each trigger it links to
  *   effects               seq -> affected aggregates (msgpack)
  *   effects-by-aggregate  [kind, id, seq] -> ''    every effect, by each aggregate it affects
- *   keys                  key identity -> key record (the key ring)
+ *   keys                  [kind, id] -> key record (the key ring; see crypto/key-ring.ts)
+ *   key-expiry            [expiresAt, kind, id] -> ''  live keys by expiry, for expire()
  *   projections           [name, ...] -> projection positions and states
  *
  * An effect's affected aggregates are worked out once, when it is written, from by-trigger; so
@@ -37,6 +38,7 @@ export interface Store {
   readonly effects: Database<Buffer, number>;
   readonly effectsByAggregate: Database<Buffer, Key>;
   readonly keys: Database<Buffer, Key>;
+  readonly keyExpiry: Database<Buffer, Key>;
   readonly projections: Database<Buffer, Key>;
 }
 
@@ -53,6 +55,7 @@ export function openStore(path: string): Store {
     effects: db<number>('effects'),
     effectsByAggregate: db('effects-by-aggregate'),
     keys: db('keys'),
+    keyExpiry: db('key-expiry'),
     projections: db('projections'),
   };
   try {

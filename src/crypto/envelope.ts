@@ -1,0 +1,71 @@
+/**
+ * Value envelopes: one encrypted JSON value, bound to where it lives.
+ *
+ * Stored as `[version][24-byte nonce][ciphertext || 16-byte tag]` in the record (a msgpack
+ * binary, which no JSON value can be). The cipher is XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha)
+ * from @noble/ciphers: its 192-bit nonces can be drawn at random for every value without any
+ * realistic risk of reuse under one key. The associated data names the aggregate, the operation
+ * path and the key, so a ciphertext moved to another place fails authentication.
+ */
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { randomBytes } from 'node:crypto';
+import { CorruptLogError } from '../errors.ts';
+import type { Identity } from '../model/types.ts';
+import { packr } from '../log/record.ts';
+
+const ENVELOPE_VERSION = 1;
+const NONCE_BYTES = 24;
+const textEncoder = new TextEncoder();
+
+/**
+ * How `read({ raw: true })` shows an encrypted value: the stored bytes, base64, with the key
+ * they need. It carries no plaintext.
+ */
+export interface Envelope {
+  envelope: 'xchacha20-poly1305';
+  key: Identity;
+  /** base64 of version, nonce, ciphertext and tag, as stored. */
+  data: string;
+}
+
+function associatedData(aggregate: Identity, path: string, key: Identity): Uint8Array {
+  return textEncoder.encode(`coherence/value/v1\u0000${JSON.stringify([aggregate, path, key])}`);
+}
+
+/** Draws the nonces of `count` envelopes in one call to the system's random source. */
+export function drawNonces(count: number): Buffer {
+  return randomBytes(count * NONCE_BYTES);
+}
+
+/** Encrypts one JSON value; `nonces` and `index` pick its nonce from a batch drawn at once. */
+export function sealValue(value: unknown, key: Uint8Array, keyId: Identity, aggregate: Identity, path: string, nonces: Buffer, index: number): Uint8Array {
+  const nonce = nonces.subarray(index * NONCE_BYTES, (index + 1) * NONCE_BYTES);
+  const sealed = xchacha20poly1305(key, nonce, associatedData(aggregate, path, keyId)).encrypt(packr.pack(value));
+  const envelope = new Uint8Array(1 + NONCE_BYTES + sealed.length);
+  envelope[0] = ENVELOPE_VERSION;
+  envelope.set(nonce, 1);
+  envelope.set(sealed, 1 + NONCE_BYTES);
+  return envelope;
+}
+
+/**
+ * Decrypts one envelope.
+ * @throws CorruptLogError when it fails authentication: tampering or corruption, never redacted.
+ */
+export function openValue(envelope: Uint8Array, key: Uint8Array, keyId: Identity, aggregate: Identity, path: string, seq: number): unknown {
+  if (envelope[0] !== ENVELOPE_VERSION || envelope.length < 1 + NONCE_BYTES + 16) {
+    throw new CorruptLogError(`event ${seq}: the encrypted value at ${path} is not an envelope`);
+  }
+  let plaintext: Uint8Array;
+  try {
+    plaintext = xchacha20poly1305(key, envelope.subarray(1, 1 + NONCE_BYTES), associatedData(aggregate, path, keyId)).decrypt(envelope.subarray(1 + NONCE_BYTES));
+  } catch (cause) {
+    throw new CorruptLogError(`event ${seq}: the encrypted value at ${path} fails authentication (tampered or corrupt)`, { cause });
+  }
+  return packr.unpack(plaintext);
+}
+
+/** The raw form of an envelope. */
+export function toEnvelope(envelope: Uint8Array, keyId: Identity): Envelope {
+  return { envelope: 'xchacha20-poly1305', key: keyId, data: Buffer.from(envelope).toString('base64') };
+}
