@@ -1,13 +1,19 @@
 /**
- * compact(): rewrites the store without free pages, so that nothing a shred destroyed (wrapped
- * key records, old pages of projection states) survives in the store's files.
+ * compact(): rewrites the store entry by entry into a fresh file, so that nothing a shred
+ * destroyed (wrapped key records, old projection states) survives in the store's files.
+ *
+ * A logical copy rather than LMDB's compacting page copy (mdb_env_copy2 with MDB_CP_COMPACT):
+ * that one drops free pages but copies live pages whole, and a live page can still hold the
+ * bytes of a record deleted from it in its unused middle. A fresh file written entry by entry
+ * holds only the entries live now.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreInUseError } from '../errors.ts';
-import type { Store } from './store.ts';
+import { databases, openStore, type Store } from './store.ts';
 
 const TEMP_PREFIX = 'compact-';
+const ENTRIES_PER_TRANSACTION = 10_000;
 
 function isAlive(pid: number): boolean {
   try {
@@ -40,35 +46,54 @@ export function assertAlone(store: Store, path: string): void {
   }
 }
 
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
- * Copies the live pages of `store` into a temporary file, then closes the store and renames the
- * copy over `data.mdb`. A crash before the rename leaves the old file as it was (the copy is
- * removed at the next compaction); the rename itself is atomic. The caller reopens the store.
+ * Copies every entry of `store` into a new store in a temporary directory, then closes `store`
+ * and renames the copy over its `data.mdb`. A crash before the rename leaves the old file as it
+ * was (the copy is removed at the next compaction); the rename itself is atomic. The caller
+ * must keep its own writes out meanwhile, and reopens the store afterwards.
  */
-export async function compactStore(store: Store, path: string): Promise<void> {
+export async function compactStore(store: Store, path: string, onProgress?: (copied: number) => void): Promise<void> {
   const temp = join(path, `${TEMP_PREFIX}${process.pid}`);
   rmSync(temp, { recursive: true, force: true });
-  mkdirSync(temp);
   let closed = false;
   try {
-    await store.root.committed;
-    await store.root.backup(temp, true);
-    const copy = join(temp, 'data.mdb');
-    const fd = openSync(copy, 'r+');
+    const copy = openStore(temp);
     try {
-      fsyncSync(fd);
+      let copied = 0;
+      for (const [name, source] of databases(store)) {
+        const target = databases(copy).find(([n]) => n === name)?.[1];
+        if (target === undefined) throw new Error(`compact: no database ${name} in the copy`);
+        const entries = source.getRange({ snapshot: true })[Symbol.iterator]();
+        for (let done = false; !done; ) {
+          await copy.root.transaction(() => {
+            for (let n = 0; n < ENTRIES_PER_TRANSACTION; n++) {
+              const next = entries.next();
+              if (next.done === true) { done = true; return; }
+              target.put(next.value.key, next.value.value);
+              copied++;
+            }
+          });
+          onProgress?.(copied);
+        }
+      }
+      await copy.root.flushed;
     } finally {
-      closeSync(fd);
+      await copy.root.close();
     }
+    fsyncPath(join(temp, 'data.mdb'));
     await store.root.close();
     closed = true;
-    renameSync(copy, join(path, 'data.mdb'));
-    const dir = openSync(path, 'r');
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
+    renameSync(join(temp, 'data.mdb'), join(path, 'data.mdb'));
+    fsyncPath(path);
   } finally {
     rmSync(temp, { recursive: true, force: true });
     if (!closed) await store.root.close();

@@ -63,6 +63,8 @@ class LmdbLog implements Log {
   readonly #ring: KeyRing;
   readonly #decode: (seq: number, record: Buffer) => LogEvent;
   #closed = false;
+  /** Set while compact() swaps the store file; every operation waits for it. */
+  #compaction: Promise<void> | undefined;
 
   constructor(store: Store, settings: Settings, kek: Uint8Array | undefined) {
     this.#store = store;
@@ -86,16 +88,18 @@ class LmdbLog implements Log {
     return this.#store;
   }
 
-  #assertOpen(): void {
+  /** Waits out a compaction in progress, then checks the log is open. */
+  async #ready(): Promise<void> {
+    while (this.#compaction !== undefined) await this.#compaction.catch(() => {});
     if (this.#closed) throw new LogClosedError();
   }
 
   /**
-   * Checks the log is open and moves this process's read snapshot to the latest commit: lmdb-js
-   * renews it once per event turn, which can miss a commit another process made within the turn.
+   * Like #ready, and moves this process's read snapshot to the latest commit: lmdb-js renews it
+   * once per event turn, which can miss a commit another process made within the turn.
    */
-  #beginRead(): void {
-    this.#assertOpen();
+  async #beginRead(): Promise<void> {
+    await this.#ready();
     this.#store.root.resetReadTxn();
   }
 
@@ -130,7 +134,7 @@ class LmdbLog implements Log {
   };
 
   async append(events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
-    this.#assertOpen();
+    await this.#ready();
     const prepared = prepareEvents(events, this.#now());
     const appendOptions = prepareAppendOptions(options);
     const keyIds = batchKeys(prepared);
@@ -146,19 +150,19 @@ class LmdbLog implements Log {
   }
 
   async head(): Promise<number> {
-    this.#beginRead();
+    await this.#beginRead();
     return lastSeq(this.#store);
   }
 
   async get(seq: number): Promise<LogEvent | undefined> {
-    this.#beginRead();
+    await this.#beginRead();
     const checked = prepareSeq(seq, 'seq', 1);
     const record = this.#store.events.getBinary(checked);
     return record === undefined ? undefined : this.#decode(checked, record);
   }
 
   read(options?: ReadOptions): AsyncIterable<LogEvent> {
-    this.#assertOpen();
+    if (this.#closed) throw new LogClosedError();
     const prepared = prepareReadOptions(options);
     const decode = prepared.raw ? this.#decoder(true) : this.#decode;
     return {
@@ -171,7 +175,7 @@ class LmdbLog implements Log {
               throw new LogClosedError('the log was closed while reading');
             }
             if (events === undefined) {
-              this.#beginRead();
+              await this.#beginRead();
               events = readEvents(this.#store, prepared, decode);
             }
             return events.next();
@@ -186,14 +190,14 @@ class LmdbLog implements Log {
   }
 
   async conflicts(base: number, aggregate: Identity): Promise<LogEvent[]> {
-    this.#beginRead();
+    await this.#beginRead();
     const checkedBase = prepareSeq(base, 'base', 0);
     const checkedAggregate = prepareIdentity(aggregate, 'aggregate');
     return conflictingSeqs(this.#store, checkedAggregate, checkedBase, new Set()).map(this.#load);
   }
 
   async state(aggregate: Identity): Promise<{ state: unknown; head: number }> {
-    this.#beginRead();
+    await this.#beginRead();
     const checked = prepareIdentity(aggregate, 'aggregate');
     const head = lastSeq(this.#store);
     let state: unknown = {};
@@ -206,22 +210,29 @@ class LmdbLog implements Log {
   }
 
   async verify(): Promise<VerifyResult> {
-    this.#beginRead();
+    await this.#beginRead();
     return verifyStore(this.#store);
   }
 
   async compact(): Promise<void> {
-    this.#beginRead();
+    await this.#beginRead();
     assertAlone(this.#store, this.#settings.path);
-    try {
-      await compactStore(this.#store, this.#settings.path);
-    } finally {
-      // Whether or not the copy went through, this log carries on with the store on disk.
-      this.#store = openStore(this.#settings.path);
-    }
+    const compaction = (async () => {
+      await this.#store.root.committed;
+      try {
+        await compactStore(this.#store, this.#settings.path);
+      } finally {
+        // Whether or not the copy went through, this log carries on with the store on disk.
+        this.#store = openStore(this.#settings.path);
+        this.#compaction = undefined;
+      }
+    })();
+    this.#compaction = compaction;
+    await compaction;
   }
 
   async close(): Promise<void> {
+    while (this.#compaction !== undefined) await this.#compaction.catch(() => {});
     if (this.#closed) return;
     this.#closed = true;
     this.#ring.close();

@@ -42,6 +42,15 @@ export interface Store {
   readonly projections: Database<Buffer, Key>;
 }
 
+/** Every named database of a store, by its LMDB name. */
+export function databases(store: Store): [string, Database<Buffer, Key>][] {
+  return [
+    ['meta', store.meta], ['events', store.events], ['by-aggregate', store.byAggregate], ['by-trigger', store.byTrigger],
+    ['effects', store.effects], ['effects-by-aggregate', store.effectsByAggregate], ['keys', store.keys],
+    ['key-expiry', store.keyExpiry], ['projections', store.projections],
+  ] as [string, Database<Buffer, Key>][];
+}
+
 /** Opens (creating when missing) the store at `path` and checks its format version. */
 export function openStore(path: string): Store {
   const root = open<Buffer, Key>({ path, maxDbs: 16, encoding: 'binary', cache: false });
