@@ -1,0 +1,243 @@
+import { open, type Database, type Key } from 'lmdb';
+import { Packr } from 'msgpackr';
+import { describe, expect, it } from 'vitest';
+import { CoherenceError, openLog, UnsupportedFormatError, type Identity, type Log, type NewEvent } from '../src/index.ts';
+import { action, allEvents, effect, tempLog } from './support/temp-log.ts';
+
+const clock = () => new Date('2024-05-01T12:00:00.000Z');
+const a: Identity = ['book', 'Neuromancer'];
+const b: Identity = ['book', 'Count Zero'];
+const c: Identity = ['author', 'gibson'];
+const d: Identity = ['book', 'Idoru'];
+const key1: Identity = ['key', 'alice'];
+const key2: Identity = ['consent', 'alice'];
+const key3: Identity = ['key', 'bob'];
+
+async function appendOk(log: Log, events: NewEvent[]): Promise<void> {
+  const result = await log.append(events, { base: await log.head() });
+  if (result.status !== 'ok') throw new Error(`expected ok, got ${result.status}`);
+}
+
+/**
+ *  1 a, linked to key1 and key2      6 effect on a key linked to nothing
+ *  2 b                               7 d, linked to key3   } one batch
+ *  3 c, linked to key1               8 effect key3         }
+ *  4 effect key1 (affects a and c)   9 b
+ *  5 a
+ */
+async function populate(log: Log): Promise<void> {
+  await appendOk(log, [action(a, [{ op: 'add', path: '/title', value: 'Neuromancer' }], { triggers: [key1, key2] })]);
+  await appendOk(log, [action(b, [{ op: 'add', path: '/title', value: 'Count Zero' }])]);
+  await appendOk(log, [action(c, [{ op: 'add', path: '/email', value: 'gibson@example.com' }], { triggers: [key1] })]);
+  await appendOk(log, [effect(key1)]);
+  await appendOk(log, [action(a, [{ op: 'add', path: '/stock', value: 1 }])]);
+  await appendOk(log, [effect(['key', 'nobody'])]);
+  await appendOk(log, [action(d, [{ op: 'add', path: '/title', value: 'Idoru' }], { triggers: [key3] }), effect(key3)]);
+  await appendOk(log, [action(b, [{ op: 'add', path: '/stock', value: 2 }])]);
+}
+
+/** A populated store, verified ok and closed, ready to be tampered with. */
+async function closedStore(): Promise<string> {
+  const { log, path } = await tempLog({ clock });
+  await populate(log);
+  expect(await log.verify()).toEqual({ ok: true, events: 9 });
+  await log.close();
+  return path;
+}
+
+interface Raw {
+  meta: Database<Buffer, string>;
+  events: Database<Buffer, number>;
+  byAggregate: Database<Buffer, Key>;
+  byTrigger: Database<Buffer, Key>;
+  effects: Database<Buffer, number>;
+  effectsByAggregate: Database<Buffer, Key>;
+}
+
+/** Opens the closed store with lmdb itself and changes it behind coherence's back. */
+async function tamper(path: string, change: (raw: Raw) => void): Promise<void> {
+  const root = open({ path, maxDbs: 16 });
+  const db = <K extends Key>(name: string) => root.openDB<Buffer, K>({ name, encoding: 'binary' });
+  const raw: Raw = {
+    meta: db<string>('meta'),
+    events: db<number>('events'),
+    byAggregate: db('by-aggregate'),
+    byTrigger: db('by-trigger'),
+    effects: db<number>('effects'),
+    effectsByAggregate: db('effects-by-aggregate'),
+  };
+  await root.transaction(() => change(raw));
+  await root.close();
+}
+
+function record(raw: Raw, seq: number): Buffer {
+  const stored = raw.events.getBinary(seq);
+  if (stored === undefined) throw new Error(`no event ${seq}`);
+  return Buffer.from(stored);
+}
+
+const packr = new Packr({ useRecords: false });
+
+async function verifyAt(path: string) {
+  const log = await openLog({ path, clock });
+  try {
+    return await log.verify();
+  } finally {
+    await log.close();
+  }
+}
+
+describe('verify', () => {
+  it('reports ok and no events on a fresh log', async () => {
+    const { log } = await tempLog({ clock });
+    expect(await log.verify()).toEqual({ ok: true, events: 0 });
+  });
+
+  it('reports ok with the number of events on a populated log with effects', async () => {
+    const { log } = await tempLog({ clock });
+    await populate(log);
+    expect(await log.verify()).toEqual({ ok: true, events: 9 });
+  });
+
+  it('still reports ok after close and reopen, with the same events', async () => {
+    const { log, path } = await tempLog({ clock });
+    await populate(log);
+    const before = await allEvents(log);
+    await log.close();
+    const reopened = await openLog({ path, clock });
+    try {
+      expect(await reopened.verify()).toEqual({ ok: true, events: 9 });
+      expect(await allEvents(reopened)).toEqual(before);
+      await appendOk(reopened, [action(a, [{ op: 'replace', path: '/stock', value: 0 }])]);
+      expect(await reopened.verify()).toEqual({ ok: true, events: 10 });
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('names the event whose body bytes were changed', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => {
+      const bytes = record(raw, 5);
+      bytes[bytes.length - 2] = (bytes[bytes.length - 2] as number) ^ 0x01;
+      raw.events.put(5, bytes);
+    });
+    expect(await verifyAt(path)).toEqual({ ok: false, seq: 5, reason: expect.stringMatching(/hash/) });
+  });
+
+  it('names the event whose stored hash was changed', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => {
+      const bytes = record(raw, 3);
+      bytes[10] = (bytes[10] as number) ^ 0xff;
+      raw.events.put(3, bytes);
+    });
+    expect(await verifyAt(path)).toEqual({ ok: false, seq: 3, reason: expect.stringMatching(/hash/) });
+  });
+
+  it('names the seq of a deleted event', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => raw.events.remove(5));
+    expect(await verifyAt(path)).toEqual({ ok: false, seq: 5, reason: expect.stringMatching(/gap/) });
+  });
+
+  it('notices a deleted last event through the index entries left behind', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => raw.events.remove(9));
+    expect(await verifyAt(path)).toEqual({ ok: false, seq: 9, reason: expect.stringMatching(/aggregate index/) });
+  });
+
+  it('names the seq of two swapped events', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => {
+      const second = record(raw, 2);
+      const fifth = record(raw, 5);
+      raw.events.put(2, fifth);
+      raw.events.put(5, second);
+    });
+    expect(await verifyAt(path)).toMatchObject({ ok: false, seq: 2 });
+  });
+
+  it('names the action whose aggregate-index entry was removed', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => {
+      expect(raw.byAggregate.doesExist([b[0], b[1], 2])).toBe(true);
+      raw.byAggregate.remove([b[0], b[1], 2]);
+    });
+    expect(await verifyAt(path)).toEqual({ ok: false, seq: 2, reason: expect.stringMatching(/aggregate index/) });
+  });
+
+  it('names the seq a bogus aggregate-index entry claims', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => raw.byAggregate.put(['book', 'ghost', 3], Buffer.alloc(0)));
+    expect(await verifyAt(path)).toEqual({ ok: false, seq: 3, reason: expect.stringMatching(/aggregate index/) });
+  });
+
+  it('names the seq of a bogus aggregate-index entry beyond the head', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => raw.byAggregate.put([a[0], a[1], 50], Buffer.alloc(0)));
+    expect(await verifyAt(path)).toEqual({ ok: false, seq: 50, reason: expect.stringMatching(/aggregate index/) });
+  });
+
+  it('names the action whose trigger-index entry was removed', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => {
+      expect(raw.byTrigger.doesExist([key1[0], key1[1], 3])).toBe(true);
+      raw.byTrigger.remove([key1[0], key1[1], 3]);
+    });
+    // Event 3 is the first to disagree with the index (the effect at 4 then disagrees too).
+    expect(await verifyAt(path)).toEqual({ ok: false, seq: 3, reason: expect.stringMatching(/trigger index/) });
+  });
+
+  it('names the effect whose effect-index entry was removed', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => {
+      expect(raw.effectsByAggregate.doesExist([c[0], c[1], 4])).toBe(true);
+      raw.effectsByAggregate.remove([c[0], c[1], 4]);
+    });
+    expect(await verifyAt(path)).toEqual({ ok: false, seq: 4, reason: expect.stringMatching(/effect index/) });
+  });
+
+  it('names the effect whose recorded affected aggregates were changed', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => raw.effects.put(4, packr.pack([a])));
+    expect(await verifyAt(path)).toEqual({ ok: false, seq: 4, reason: expect.stringMatching(/affected aggregates/) });
+  });
+
+  it('names the first bad seq when several are bad', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => {
+      const bytes = record(raw, 7);
+      bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0x01;
+      raw.events.put(7, bytes);
+      raw.byAggregate.remove([b[0], b[1], 2]);
+    });
+    expect(await verifyAt(path)).toMatchObject({ ok: false, seq: 2 });
+  });
+});
+
+describe('format version', () => {
+  it('refuses to open a store written by a newer format version, and leaves it as it was', async () => {
+    const path = await closedStore();
+    let original: Buffer | undefined;
+    await tamper(path, (raw) => {
+      original = raw.meta.getBinary('format');
+      raw.meta.put('format', packr.pack(999));
+    });
+    const error = await openLog({ path, clock }).then(
+      async (log) => { await log.close(); return undefined; },
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(UnsupportedFormatError);
+    expect(error).toBeInstanceOf(CoherenceError);
+    expect(error).toMatchObject({ code: 'UNSUPPORTED_FORMAT' });
+    expect((error as Error).message).toMatch(/999/);
+
+    // The refused store is untouched and was released: restoring the version opens it again.
+    await tamper(path, (raw) => {
+      expect(packr.unpack(raw.meta.getBinary('format') as Buffer)).toBe(999);
+      raw.meta.put('format', original as Buffer);
+    });
+    expect(await verifyAt(path)).toEqual({ ok: true, events: 9 });
+  });
+});
