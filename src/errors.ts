@@ -10,7 +10,8 @@ export type CoherenceErrorCode =
   | 'KEY_DESTROYED'
   | 'CORRUPT_LOG'
   | 'UNSUPPORTED_FORMAT'
-  | 'STORE_IN_USE';
+  | 'STORE_IN_USE'
+  | 'PROJECTION_FAILED';
 
 /**
  * Base class of every error coherence throws. Catch it to catch them all; switch on `code`,
@@ -147,5 +148,25 @@ export class UnsupportedFormatError extends CoherenceError {
 export class StoreInUseError extends CoherenceError {
   constructor(message: string) {
     super('STORE_IN_USE', message);
+  }
+}
+
+/**
+ * A projection's `apply` or `init` threw. The projection stays as it was before the batch that
+ * holds `seq`; the original error is the `cause`.
+ *
+ * @example
+ * try { await receipts.catchUp(); } catch (e) { if (e instanceof ProjectionError) console.error(e.projection, e.seq, e.cause); }
+ */
+export class ProjectionError extends CoherenceError {
+  /** The projection's name. */
+  readonly projection: string;
+  /** The event it failed at. */
+  readonly seq: number;
+
+  constructor(projection: string, seq: number, cause: unknown) {
+    super('PROJECTION_FAILED', `projection "${projection}" failed at event ${seq}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.projection = projection;
+    this.seq = seq;
   }
 }

@@ -4,6 +4,9 @@
  */
 export { openLog } from './log/open-log.ts';
 export type { Log, OpenLogOptions } from './log/log.ts';
+export type { Duration, KeyInfo, Keys } from './crypto/keys.ts';
+export type { Envelope } from './crypto/envelope.ts';
+export type { CatchUpResult, Projection, ProjectionOptions } from './projections/projection.ts';
 export { isActionEvent } from './model/types.ts';
 export type {
   Action,
@@ -32,6 +35,8 @@ export {
   KeyDestroyedError,
   LogClosedError,
   MissingMasterKeyError,
+  ProjectionError,
+  StoreInUseError,
   UnsupportedFormatError,
   WrongMasterKeyError,
 } from './errors.ts';

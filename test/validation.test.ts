@@ -252,8 +252,8 @@ describe('values that are not JSON', () => {
     ['a BigInt', 10n, '', /expected a JSON value, got a bigint/],
     ['a cycle', cycle, '.self', /expected a JSON value, got a cycle/],
     ['a Date', new Date('2024-01-01T00:00:00Z'), '', /expected a JSON value, got a Date/],
-    ['a class instance', new Money(100), '', /expected a JSON value, got an object/],
-    ['a Map', new Map([['a', 1]]), '', /expected a JSON value, got an object/],
+    ['a class instance', new Money(100), '', /expected a JSON value, got an instance of Money/],
+    ['a Map', new Map([['a', 1]]), '', /expected a JSON value, got an instance of Map/],
     ['a Symbol', Symbol('s'), '', /expected a JSON value, got a symbol/],
     ['undefined deep inside', { a: [1, { b: undefined }] }, '.a[1].b', /expected a JSON value, got undefined/],
   ] as [string, unknown, string, RegExp][])('refuses %s as a value', async (_, value, path, message) => {

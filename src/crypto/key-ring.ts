@@ -110,6 +110,8 @@ export interface KeyRingSettings {
   keyTtl: Duration | undefined;
   clock: () => number;
   maxEventBytes: number;
+  /** Called after the ring wrote effects to the log. */
+  onWrite: () => void;
 }
 
 /** The key ring of one open log. */
@@ -342,6 +344,7 @@ export class KeyRing implements Keys {
       return writeUnchecked(store, encodeEvents(prepared, this.#settings.maxEventBytes)) as EffectEvent[];
     });
     for (const key of keys) this.#forget(key);
+    if (effects.length > 0) this.#settings.onWrite();
     return effects;
   }
 

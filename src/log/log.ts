@@ -1,4 +1,5 @@
 import type { Duration, Keys } from '../crypto/keys.ts';
+import type { Projection, ProjectionOptions } from '../projections/projection.ts';
 import type {
   AppendOptions,
   AppendResult,
@@ -120,6 +121,17 @@ export interface Log {
    * if (!result.ok) console.error(`corrupt at ${result.seq}: ${result.reason}`);
    */
   verify(): Promise<VerifyResult>;
+
+  /**
+   * A projection: a read model stored next to the log under `name`, with its own state per
+   * aggregate and its own position. Creating the object reads nothing; `catchUp` does the work.
+   * @throws InvalidArgumentError for a bad name or options.
+   * @example
+   * const receipts = log.projection('receipts', { kinds: ['receipt'] });
+   * await receipts.catchUp();
+   * console.log(await receipts.get(['receipt', 7]));
+   */
+  projection<State = unknown>(name: string, options?: ProjectionOptions<State>): Projection<State>;
 
   /**
    * Rewrites the store without free pages, so no copy of destroyed key material (raw or

@@ -12,9 +12,11 @@ import { isPlainObject, prepareAppendOptions, prepareEvents, prepareIdentity, pr
 import { appendInTransaction, conflictingSeqs, encodeEvents } from './append.ts';
 import { assertAlone, compactStore } from './compact.ts';
 import type { Log, OpenLogOptions } from './log.ts';
-import { readEvents } from './read.ts';
+import { readEvents, type BodyDecoder } from './read.ts';
 import { decodeBody, toLogEvent, type Revealer } from './record.ts';
 import { indexedSeqs, lastSeq, openStore, type Store } from './store.ts';
+import type { Projection, ProjectionOptions } from '../projections/projection.ts';
+import { StoredProjection } from '../projections/projector.ts';
 import { verifyStore } from './verify.ts';
 
 const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
@@ -61,8 +63,10 @@ class LmdbLog implements Log {
   #store: Store;
   readonly #settings: Settings;
   readonly #ring: KeyRing;
-  readonly #decode: (seq: number, record: Buffer) => LogEvent;
+  readonly #decode: BodyDecoder;
   #closed = false;
+  /** Called after every write of this process (followers of projections). */
+  readonly #writeListeners = new Set<() => void>();
   /** Set while compact() swaps the store file; every operation waits for it. */
   #compaction: Promise<void> | undefined;
 
@@ -75,12 +79,30 @@ class LmdbLog implements Log {
       keyTtl: settings.keyTtl,
       clock: () => this.#now(),
       maxEventBytes: settings.maxEventBytes,
+      onWrite: () => this.#notifyWrite(),
     });
     if (settings.autoExpire) this.#ring.startAutoExpire();
   }
 
   get keys(): Keys {
     return this.#ring;
+  }
+
+  #notifyWrite(): void {
+    for (const listener of this.#writeListeners) listener();
+  }
+
+  projection<State = unknown>(name: string, options: ProjectionOptions<State> = {}): Projection<State> {
+    if (this.#closed) throw new LogClosedError();
+    return new StoredProjection<State>(name, options, {
+      store: () => this.#openStore(),
+      ready: () => this.#beginRead(),
+      decode: this.#decode,
+      onWrite: (listener) => {
+        this.#writeListeners.add(listener);
+        return () => this.#writeListeners.delete(listener);
+      },
+    });
   }
 
   #openStore(): Store {
@@ -121,32 +143,36 @@ class LmdbLog implements Log {
 
   #revealRaw: Revealer = (_seq, _aggregate, key) => (envelope) => toEnvelope(envelope, key);
 
-  #decoder(raw: boolean) {
+  #decoder(raw: boolean): BodyDecoder {
     const reveal = raw ? this.#revealRaw : this.#reveal;
-    return (seq: number, record: Buffer): LogEvent => toLogEvent(seq, decodeBody(record, seq), reveal);
+    return (seq, body) => toLogEvent(seq, body, reveal);
   }
 
 
   #load = (seq: number): LogEvent => {
     const record = this.#store.events.getBinary(seq);
     if (record === undefined) throw new CorruptLogError(`event ${seq}: indexed but missing`);
-    return this.#decode(seq, record);
+    return this.#decode(seq, decodeBody(record, seq));
   };
 
   async append(events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
-    await this.#ready();
+    if (this.#closed) throw new LogClosedError();
+    // Validated (and copied) before the first await, so the caller may reuse its objects at once.
     const prepared = prepareEvents(events, this.#now());
     const appendOptions = prepareAppendOptions(options);
+    await this.#ready();
     const keyIds = batchKeys(prepared);
     let values: (unknown[] | undefined)[] | undefined;
     if (keyIds.length > 0) values = sealBatch(prepared, await this.#ring.keysForEncryption(keyIds));
     const batch = encodeEvents(prepared, this.#settings.maxEventBytes, values);
     const store = this.#openStore();
-    return store.root.transaction(() => {
+    const result = await store.root.transaction(() => {
       // A key shredded since it was fetched must not gain new ciphertext: refuse, write nothing.
       for (const key of keyIds) this.#ring.assertUsable(key);
       return appendInTransaction(store, batch, appendOptions, this.#load);
     });
+    if (result.status === 'ok' && !appendOptions.dryRun) this.#notifyWrite();
+    return result;
   }
 
   async head(): Promise<number> {
@@ -155,10 +181,10 @@ class LmdbLog implements Log {
   }
 
   async get(seq: number): Promise<LogEvent | undefined> {
-    await this.#beginRead();
     const checked = prepareSeq(seq, 'seq', 1);
+    await this.#beginRead();
     const record = this.#store.events.getBinary(checked);
-    return record === undefined ? undefined : this.#decode(checked, record);
+    return record === undefined ? undefined : this.#decode(checked, decodeBody(record, checked));
   }
 
   read(options?: ReadOptions): AsyncIterable<LogEvent> {
@@ -190,15 +216,15 @@ class LmdbLog implements Log {
   }
 
   async conflicts(base: number, aggregate: Identity): Promise<LogEvent[]> {
-    await this.#beginRead();
     const checkedBase = prepareSeq(base, 'base', 0);
     const checkedAggregate = prepareIdentity(aggregate, 'aggregate');
+    await this.#beginRead();
     return conflictingSeqs(this.#store, checkedAggregate, checkedBase, new Set()).map(this.#load);
   }
 
   async state(aggregate: Identity): Promise<{ state: unknown; head: number }> {
-    await this.#beginRead();
     const checked = prepareIdentity(aggregate, 'aggregate');
+    await this.#beginRead();
     const head = lastSeq(this.#store);
     let state: unknown = {};
     // Bounded by head, so the state is exactly the fold at the head reported with it.
@@ -235,6 +261,7 @@ class LmdbLog implements Log {
     while (this.#compaction !== undefined) await this.#compaction.catch(() => {});
     if (this.#closed) return;
     this.#closed = true;
+    this.#writeListeners.clear();
     this.#ring.close();
     await this.#store.root.committed;
     await this.#store.root.close();

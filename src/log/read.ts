@@ -4,11 +4,11 @@
 import { CorruptLogError } from '../errors.ts';
 import type { Identity, LogEvent } from '../model/types.ts';
 import { identityKey, type PreparedReadOptions } from '../model/validate.ts';
-import { packr } from './record.ts';
+import { decodeBody, packr, type Body } from './record.ts';
 import { indexedSeqs, MAX_SEQ, type Store } from './store.ts';
 
-/** Decodes the record of `seq` into what the reader may see. */
-export type RecordDecoder = (seq: number, record: Buffer) => LogEvent;
+/** Turns the decoded body of `seq` into what the reader may see (decrypting or redacting). */
+export type BodyDecoder = (seq: number, body: Body) => LogEvent;
 
 /** The aggregates an effect affects, as recorded when it was written. */
 export function affectedBy(store: Store, seq: number): Identity[] {
@@ -63,15 +63,14 @@ function* mergeAscending(sources: Iterator<number>[]): Generator<number> {
  * The events `read` yields, in ascending seq: first the replayed actions (all before `from`),
  * then the stream from `from`, filtered. Records are decoded one at a time from LMDB cursors.
  */
-export function* readEvents(store: Store, options: PreparedReadOptions, decode: RecordDecoder): Generator<LogEvent> {
+export function* readEvents(store: Store, options: PreparedReadOptions, decode: BodyDecoder): Generator<LogEvent> {
   const matches = matcher(options);
-  if (options.replay) {
-    for (const seq of replaySeqs(store, options.from, matches)) {
-      const record = store.events.getBinary(seq);
-      if (record === undefined) throw new CorruptLogError(`event ${seq}: indexed but missing`);
-      yield decode(seq, record);
-    }
-  }
+  const load = (seq: number): LogEvent => {
+    const record = store.events.getBinary(seq);
+    if (record === undefined) throw new CorruptLogError(`event ${seq}: indexed but missing`);
+    return decode(seq, decodeBody(record, seq));
+  };
+  if (options.replay) for (const seq of replaySeqs(store, options.from, matches)) yield load(seq);
   if (options.aggregates !== undefined) {
     const sources: Iterator<number>[] = [];
     for (const aggregate of options.aggregates) {
@@ -79,18 +78,13 @@ export function* readEvents(store: Store, options: PreparedReadOptions, decode: 
       sources.push(indexedSeqs(store.byAggregate, aggregate, options.from, MAX_SEQ));
       sources.push(indexedSeqs(store.effectsByAggregate, aggregate, options.from, MAX_SEQ));
     }
-    for (const seq of mergeAscending(sources)) {
-      const record = store.events.getBinary(seq);
-      if (record === undefined) throw new CorruptLogError(`event ${seq}: indexed but missing`);
-      yield decode(seq, record);
-    }
+    for (const seq of mergeAscending(sources)) yield load(seq);
     return;
   }
   for (const { key, value } of store.events.getRange({ start: options.from })) {
-    const event = decode(key, value);
-    if (matches !== undefined) {
-      if ('action' in event ? !matches(event.action.aggregate) : !affectedBy(store, key).some(matches)) continue;
-    }
-    yield event;
+    const body = decodeBody(value, key);
+    // Filter on the body, before decrypting anything the reader will not see.
+    if (matches !== undefined && (body[0] === 0 ? !matches(body[5]) : !affectedBy(store, key).some(matches))) continue;
+    yield decode(key, body);
   }
 }

@@ -104,37 +104,49 @@ function checkDate(value: unknown, path: string): number {
   return time;
 }
 
-/** Checks that a value is JSON: what JSON.stringify/parse would round-trip unchanged. */
-function checkJson(value: unknown, path: string, depth: number, ancestors: Set<object>): void {
+/**
+ * Checks that a value is JSON (what JSON.stringify/parse would round-trip unchanged) and returns
+ * a copy of it, so the stored event and what append returns cannot change with the caller's objects.
+ */
+function copyJson(value: unknown, path: string, depth: number, ancestors: Set<object>): unknown {
   switch (typeof value) {
     case 'string':
       if (!value.isWellFormed()) throw new Problem(path, 'expected well-formed Unicode, got a lone surrogate');
-      return;
+      return value;
     case 'boolean':
-      return;
+      return value;
     case 'number':
       if (!Number.isFinite(value)) throw new Problem(path, `expected a JSON value, got ${describe(value)}`);
-      return;
+      return value;
     case 'object':
       break;
     default:
       throw new Problem(path, `expected a JSON value, got ${describe(value)}`);
   }
-  if (value === null) return;
+  if (value === null) return null;
   if (depth > MAX_JSON_DEPTH) throw new Problem(path, `expected JSON nested at most ${MAX_JSON_DEPTH} deep`);
   if (ancestors.has(value)) throw new Problem(path, 'expected a JSON value, got a cycle');
   ancestors.add(value);
+  let copy: unknown;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) checkJson(value[i], `${path}[${i}]`, depth + 1, ancestors);
+    const array: unknown[] = new Array(value.length);
+    for (let i = 0; i < value.length; i++) array[i] = copyJson(value[i], `${path}[${i}]`, depth + 1, ancestors);
+    copy = array;
   } else if (isPlainObject(value)) {
+    const object: Record<string, unknown> = {};
     for (const key of Object.keys(value)) {
       if (key === '__proto__') throw new Problem(join(path, key), 'expected no "__proto__" key');
-      checkJson(value[key], join(path, key), depth + 1, ancestors);
+      object[key] = copyJson(value[key], join(path, key), depth + 1, ancestors);
     }
+    copy = object;
+  } else if (value instanceof Date) {
+    throw new Problem(path, 'expected a JSON value, got a Date (store it as an ISO string)');
   } else {
-    throw new Problem(path, `expected a JSON value, got ${describe(value)}`);
+    const name = (value as object).constructor?.name;
+    throw new Problem(path, `expected a JSON value, got ${typeof name === 'string' && name !== '' ? `an instance of ${name}` : describe(value)}`);
   }
   ancestors.delete(value);
+  return copy;
 }
 
 function checkOperation(value: unknown, path: string): Operation {
@@ -149,8 +161,7 @@ function checkOperation(value: unknown, path: string): Operation {
     case 'test': {
       if (!('value' in value)) throw new Problem(`${path}.value`, `expected a value for "${value.op}", got none`);
       if ('from' in value) throw new Problem(`${path}.from`, `expected no "from" for "${value.op}"`);
-      checkJson(value.value, `${path}.value`, 0, new Set());
-      return { op: value.op, path: pointer, value: value.value };
+      return { op: value.op, path: pointer, value: copyJson(value.value, `${path}.value`, 0, new Set()) };
     }
     case 'remove':
       if (target.length === 0) throw new Problem(`${path}.path`, 'expected a location inside the document, got the root ""');
@@ -267,8 +278,10 @@ export function prepareEvents(events: unknown, defaultTimestamp: number): Prepar
 }
 
 function argumentError(name: string, e: unknown): never {
-  if (e instanceof Problem) throw new InvalidArgumentError(`${join(name, e.path.replace(/^\./, ''))}: ${e.expectation}`);
-  throw e;
+  if (!(e instanceof Problem)) throw e;
+  const inner = e.path.replace(/^\./, '');
+  const where = inner === '' ? name : inner.startsWith('[') ? `${name}${inner}` : `${name}.${inner}`;
+  throw new InvalidArgumentError(`${where}: ${e.expectation}`);
 }
 
 /** Validated append options. */
