@@ -104,6 +104,20 @@ function toInfo(key: Identity, record: KeyRecord): KeyInfo {
   return info;
 }
 
+/** The keys of one append, checked and stored inside its write transaction. */
+export interface BatchKeys {
+  /** Key material by identity key, to encrypt with. */
+  keys: ReadonlyMap<string, { key: Uint8Array }>;
+  /**
+   * Inside the transaction: whether every key is as it was when prepared (false when another
+   * process created a drawn key meanwhile: the batch must be encrypted again).
+   * @throws KeyDestroyedError when one was destroyed meanwhile.
+   */
+  isCurrent(): boolean;
+  /** Inside the transaction, once the batch is written: stores the drawn keys. */
+  commit(): void;
+}
+
 /** Settings the ring takes from `openLog`. */
 export interface KeyRingSettings {
   kek: Uint8Array | undefined;
@@ -176,26 +190,37 @@ export class KeyRing implements Keys {
   }
 
   /**
-   * The keys to encrypt a batch with, creating the missing ones (with `keyTtl`) in their own
-   * transaction first. @throws KeyDestroyedError when one is destroyed or expired.
+   * The keys to encrypt a batch with. A missing key is drawn (with `keyTtl`) but not stored:
+   * the append stores it with `commit`, in its own transaction, only if it writes the batch, so
+   * a dry run or a conflict leaves no key behind.
+   * @throws KeyDestroyedError when one is destroyed or expired.
    */
-  async keysForEncryption(keys: readonly Identity[]): Promise<Map<string, { key: Uint8Array; wrapped: Buffer }>> {
+  prepareBatchKeys(keys: readonly Identity[]): BatchKeys {
     const kek = this.#kek();
-    const missing = keys.filter((key) => this.#read(key) === undefined);
-    if (missing.length > 0) {
-      const now = this.#settings.clock();
-      const expiresAt = this.#settings.keyTtl === undefined ? null : add(now, this.#settings.keyTtl).getTime();
-      await this.#store().root.transaction(() => {
-        for (const key of missing) if (this.#read(key) === undefined) this.#put(key, [now, expiresAt, null, null, this.#wrapNew(kek, key)]);
-      });
-      this.reschedule();
-    }
-    const found = new Map<string, { key: Uint8Array; wrapped: Buffer }>();
-    for (const key of keys) {
-      const wrapped = this.assertUsable(key);
-      found.set(identityKey(key), { key: this.#unwrap(key, wrapped), wrapped });
-    }
-    return found;
+    const now = this.#settings.clock();
+    const expiresAt = this.#settings.keyTtl === undefined ? null : add(now, this.#settings.keyTtl).getTime();
+    const prepared = keys.map((id) => {
+      if (this.#read(id) !== undefined) {
+        const wrapped = this.assertUsable(id);
+        return { id, key: this.#unwrap(id, wrapped), wrapped, fresh: false };
+      }
+      const key = Uint8Array.from(randomBytes(KEY_BYTES));
+      return { id, key, wrapped: this.#wrap(kek, id, key), fresh: true };
+    });
+    return {
+      keys: new Map(prepared.map((p) => [identityKey(p.id), p])),
+      isCurrent: () =>
+        prepared.every(({ id, wrapped, fresh }) => {
+          if (!fresh) return this.assertUsable(id).equals(wrapped);
+          const record = this.#read(id);
+          if (record !== undefined && record[2] !== null) this.assertUsable(id);
+          return record === undefined;
+        }),
+      commit: () => {
+        for (const { id, wrapped, fresh } of prepared) if (fresh) this.#put(id, [now, expiresAt, null, null, wrapped]);
+        if (prepared.some((p) => p.fresh)) queueMicrotask(() => this.reschedule());
+      },
+    };
   }
 
   /**
@@ -210,10 +235,14 @@ export class KeyRing implements Keys {
     return Buffer.from(record[4]);
   }
 
+  #wrap(kek: Uint8Array, key: Identity, material: Uint8Array): Buffer {
+    const nonce = randomBytes(NONCE_BYTES);
+    return Buffer.concat([nonce, xchacha20poly1305(kek, nonce, keyAd(key)).encrypt(material)]);
+  }
+
   #wrapNew(kek: Uint8Array, key: Identity): Buffer {
     const material = randomBytes(KEY_BYTES);
-    const nonce = randomBytes(NONCE_BYTES);
-    const wrapped = Buffer.concat([nonce, xchacha20poly1305(kek, nonce, keyAd(key)).encrypt(material)]);
+    const wrapped = this.#wrap(kek, key, material);
     material.fill(0);
     return wrapped;
   }

@@ -162,17 +162,22 @@ class LmdbLog implements Log {
     const appendOptions = prepareAppendOptions(options);
     await this.#ready();
     const keyIds = batchKeys(prepared);
-    let values: (unknown[] | undefined)[] | undefined;
-    if (keyIds.length > 0) values = sealBatch(prepared, await this.#ring.keysForEncryption(keyIds));
-    const batch = encodeEvents(prepared, this.#settings.maxEventBytes, values);
-    const store = this.#openStore();
-    const result = await store.root.transaction(() => {
-      // A key shredded since it was fetched must not gain new ciphertext: refuse, write nothing.
-      for (const key of keyIds) this.#ring.assertUsable(key);
-      return appendInTransaction(store, batch, appendOptions, this.#load);
-    });
-    if (result.status === 'ok' && !appendOptions.dryRun) this.#notifyWrite();
-    return result;
+    for (;;) {
+      const keys = keyIds.length === 0 ? undefined : this.#ring.prepareBatchKeys(keyIds);
+      const batch = encodeEvents(prepared, this.#settings.maxEventBytes, keys === undefined ? undefined : sealBatch(prepared, keys.keys));
+      const store = this.#openStore();
+      const result = await store.root.transaction(() => {
+        // A key shredded since it was fetched must not gain new ciphertext (that throws); a key
+        // another process created meanwhile means encrypting again under the stored one.
+        if (keys !== undefined && !keys.isCurrent()) return undefined;
+        const result = appendInTransaction(store, batch, appendOptions, this.#load);
+        if (result.status === 'ok' && !appendOptions.dryRun) keys?.commit();
+        return result;
+      });
+      if (result === undefined) continue;
+      if (result.status === 'ok' && !appendOptions.dryRun) this.#notifyWrite();
+      return result;
+    }
   }
 
   async head(): Promise<number> {
