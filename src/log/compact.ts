@@ -61,7 +61,7 @@ function fsyncPath(path: string): void {
  * was (the copy is removed at the next compaction); the rename itself is atomic. The caller
  * must keep its own writes out meanwhile, and reopens the store afterwards.
  */
-export async function compactStore(store: Store, path: string, onProgress?: (copied: number) => void): Promise<void> {
+export async function compactStore(store: Store, path: string, onProgress?: (copied: number, total: number) => void): Promise<void> {
   const temp = join(path, `${TEMP_PREFIX}${process.pid}`);
   rmSync(temp, { recursive: true, force: true });
   let closed = false;
@@ -69,6 +69,7 @@ export async function compactStore(store: Store, path: string, onProgress?: (cop
     const copy = openStore(temp);
     try {
       let copied = 0;
+      const total = databases(store).reduce((n, [, db]) => n + db.getCount(), 0);
       for (const [name, source] of databases(store)) {
         const target = databases(copy).find(([n]) => n === name)?.[1];
         if (target === undefined) throw new Error(`compact: no database ${name} in the copy`);
@@ -82,7 +83,7 @@ export async function compactStore(store: Store, path: string, onProgress?: (cop
               copied++;
             }
           });
-          onProgress?.(copied);
+          onProgress?.(copied, total);
         }
       }
       await copy.root.flushed;

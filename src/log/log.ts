@@ -113,14 +113,16 @@ export interface Log {
   state(aggregate: Identity): Promise<{ state: unknown; head: number }>;
 
   /**
-   * Checks the hash chain from the first event and that every index agrees with the events.
+   * Checks the hash chain from the first event and that every index agrees with the events,
+   * from one snapshot (appends made meanwhile are left for the next run). `onProgress` is called
+   * every 10,000 events with the seq reached and the head being verified.
    * @returns `{ ok: true, events }`, or `{ ok: false, seq, reason }` naming the first bad seq.
    * @throws LogClosedError after `close()`.
    * @example
    * const result = await log.verify();
    * if (!result.ok) console.error(`corrupt at ${result.seq}: ${result.reason}`);
    */
-  verify(): Promise<VerifyResult>;
+  verify(options?: { onProgress?: (seq: number, head: number) => void }): Promise<VerifyResult>;
 
   /**
    * A projection: a read model stored next to the log under `name`, with its own state per
@@ -136,14 +138,14 @@ export interface Log {
   /**
    * Rewrites the store without free pages, so no copy of destroyed key material (raw or
    * wrapped) or of freed pages remains in its files. Needs the store to itself; a crash in the
-   * middle leaves the old store intact.
+   * middle leaves the old store intact. `onProgress` gets the entries copied and the total.
    * @throws StoreInUseError while another process has the store open.
    * @throws LogClosedError after `close()`.
    * @example
    * await log.keys.shred(['user', 'alice']);
    * await log.compact();
    */
-  compact(): Promise<void>;
+  compact(options?: { onProgress?: (copied: number, total: number) => void }): Promise<void>;
 
   /**
    * Waits for pending appends, then closes the store. Later calls throw `LogClosedError`;

@@ -59,6 +59,13 @@ function prepareOpenOptions(options: unknown): Settings {
   };
 }
 
+function optionalCallback<T extends object>(options: T, name: keyof T & string): ((...args: number[]) => void) | undefined {
+  if (!isPlainObject(options)) throw new InvalidArgumentError(`options: expected { ${name}? }, got ${describe(options)}`);
+  const value = options[name];
+  if (value !== undefined && typeof value !== 'function') throw new InvalidArgumentError(`options.${name}: expected a function, got ${describe(value)}`);
+  return value as ((...args: number[]) => void) | undefined;
+}
+
 class LmdbLog implements Log {
   #store: Store;
   readonly #settings: Settings;
@@ -240,18 +247,20 @@ class LmdbLog implements Log {
     return { state, head };
   }
 
-  async verify(): Promise<VerifyResult> {
+  async verify(options: { onProgress?: (seq: number, head: number) => void } = {}): Promise<VerifyResult> {
+    const onProgress = optionalCallback(options, 'onProgress');
     await this.#beginRead();
-    return verifyStore(this.#store);
+    return verifyStore(this.#store, onProgress);
   }
 
-  async compact(): Promise<void> {
+  async compact(options: { onProgress?: (copied: number, total: number) => void } = {}): Promise<void> {
+    const onProgress = optionalCallback(options, 'onProgress');
     await this.#beginRead();
     assertAlone(this.#store, this.#settings.path);
     const compaction = (async () => {
       await this.#store.root.committed;
       try {
-        await compactStore(this.#store, this.#settings.path);
+        await compactStore(this.#store, this.#settings.path, onProgress);
       } finally {
         // Whether or not the copy went through, this log carries on with the store on disk.
         this.#store = openStore(this.#settings.path);
