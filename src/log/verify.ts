@@ -70,6 +70,7 @@ export async function verifyStore(store: Store, onProgress?: (seq: number, head:
     }
     onProgress?.(expected - 1, head);
     const events = expected - 1;
+    store.root.resetReadTxn();
     // Every expected entry exists; equal counts then mean there is nothing else in the index.
     const extra =
       findExtra(store, store.byAggregate.getKeysCount(), counts.byAggregate, store.byAggregate.getKeys(), events, 'aggregate index') ??
@@ -86,14 +87,15 @@ export async function verifyStore(store: Store, onProgress?: (seq: number, head:
 
 /**
  * Finds the entry of an index that no event up to the verified head accounts for, naming the
- * lowest seq it claims. Entries past that head belong to appends made while verify ran.
+ * lowest seq it claims. Entries past that head with an event belong to appends made while
+ * verify ran; those without one are as wrong as any.
  */
 function findExtra(store: Store, actual: number, expected: number, keys: Iterable<unknown>, events: number, name: string): Bad | undefined {
   if (actual === expected) return undefined;
   let lowest: Bad | undefined;
   for (const key of keys) {
     const seq = typeof key === 'number' ? key : ((key as unknown[])[2] as number);
-    if (typeof seq === 'number' && seq > events) continue;
+    if (typeof seq === 'number' && seq > events && store.events.doesExist(seq)) continue;
     const body = seq >= 1 && seq <= events ? safeBody(store, seq) : undefined;
     const explained = body !== undefined && (typeof key === 'number' ? body[0] === 1 : claims(store, body, key as unknown[], name));
     if (!explained && (lowest === undefined || seq < lowest.seq)) lowest = new Bad(seq, `the ${name} has an entry no event accounts for`);
