@@ -43,14 +43,15 @@ export interface Projection<State> {
   readonly name: string;
 
   /**
-   * Applies every event after the position, up to the head, in batches.
+   * Applies every event after the position, up to the head, in batches. `onProgress` is called
+   * after each batch with the position reached and the head being caught up to.
    * @throws ProjectionError when `apply` or `init` throws: the projection stays at the last
    *   completed batch, with the states it had then.
    * @throws InvalidArgumentError when the stored projection was built with other filters.
    * @example
    * const { actions, to } = await receipts.catchUp();
    */
-  catchUp(): Promise<CatchUpResult>;
+  catchUp(options?: { onProgress?: (position: number, head: number) => void }): Promise<CatchUpResult>;
 
   /**
    * The state of one aggregate, or undefined when the projection holds none for it.
@@ -75,11 +76,12 @@ export interface Projection<State> {
   position(): Promise<number>;
 
   /**
-   * Forgets every state and the position, then catches up from `from`.
+   * Forgets every state and the position, then catches up from `from` (with progress as in
+   * `catchUp`).
    * @example
    * await receipts.rebuild();
    */
-  rebuild(): Promise<CatchUpResult>;
+  rebuild(options?: { onProgress?: (position: number, head: number) => void }): Promise<CatchUpResult>;
 
   /**
    * Catches up, then keeps up: at once after appends from this process, and within 100 ms

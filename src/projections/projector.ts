@@ -58,6 +58,15 @@ interface Entry<State> {
   refolded: boolean;
 }
 
+type ProgressOptions = { onProgress?: (position: number, head: number) => void };
+
+function progressCallback(options: ProgressOptions): ProgressOptions['onProgress'] {
+  if (!isPlainObject(options as unknown) || (options.onProgress !== undefined && typeof options.onProgress !== 'function')) {
+    throw new InvalidArgumentError(`options.onProgress: expected a function, got ${describe(isPlainObject(options as unknown) ? options.onProgress : options)}`);
+  }
+  return options.onProgress;
+}
+
 function sameDefinition(a: Definition, b: Definition): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -124,11 +133,12 @@ export class StoredProjection<State> implements Projection<State> {
     return meta?.position ?? this.#definition.from - 1;
   }
 
-  catchUp(): Promise<CatchUpResult> {
-    return this.#exclusive(() => this.#catchUp());
+  catchUp(options: ProgressOptions = {}): Promise<CatchUpResult> {
+    const onProgress = progressCallback(options);
+    return this.#exclusive(() => this.#catchUp(onProgress));
   }
 
-  async #catchUp(): Promise<CatchUpResult> {
+  async #catchUp(onProgress?: (position: number, head: number) => void): Promise<CatchUpResult> {
     await this.#context.ready();
     const store = this.#context.store();
     const head = lastSeq(store);
@@ -147,6 +157,7 @@ export class StoredProjection<State> implements Projection<State> {
       }
       store.root.resetReadTxn();
       position = this.#position(store);
+      onProgress?.(Math.min(position, head), head);
     }
     result.to = Math.max(position, result.to);
     return result;
@@ -252,7 +263,8 @@ export class StoredProjection<State> implements Projection<State> {
     return this.#position(this.#context.store());
   }
 
-  rebuild(): Promise<CatchUpResult> {
+  rebuild(options: ProgressOptions = {}): Promise<CatchUpResult> {
+    const onProgress = progressCallback(options);
     return this.#exclusive(async () => {
       await this.#context.ready();
       const store = this.#context.store();
@@ -262,7 +274,7 @@ export class StoredProjection<State> implements Projection<State> {
           store.projections.remove(key);
         }
       });
-      return this.#catchUp();
+      return this.#catchUp(onProgress);
     });
   }
 
