@@ -4,6 +4,7 @@
  */
 export { openLog } from './log/open-log.ts';
 export type { Log, OpenLogOptions } from './log/log.ts';
+export type { LogStats } from './log/stats.ts';
 export type { Duration, KeyInfo, Keys } from './crypto/keys.ts';
 export type { Envelope } from './crypto/envelope.ts';
 export type { CatchUpResult, Projection, ProjectionOptions } from './projections/projection.ts';

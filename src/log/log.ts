@@ -1,5 +1,6 @@
 import type { Duration, Keys } from '../crypto/keys.ts';
 import type { Projection, ProjectionOptions } from '../projections/projection.ts';
+import type { LogStats } from './stats.ts';
 import type {
   AppendOptions,
   AppendResult,
@@ -134,6 +135,15 @@ export interface Log {
    * console.log(await receipts.get(['receipt', 7]));
    */
   projection<State = unknown>(name: string, options?: ProjectionOptions<State>): Projection<State>;
+
+  /**
+   * What the store holds: events, aggregates, live and destroyed keys, file size, and every
+   * projection with its position and lag. Reads indexes only, never the events.
+   * @throws LogClosedError after `close()`.
+   * @example
+   * const { events, projections } = await log.stats();
+   */
+  stats(): Promise<LogStats>;
 
   /**
    * Rewrites the store without free pages, so no copy of destroyed key material (raw or

@@ -18,6 +18,7 @@ import { indexedSeqs, lastSeq, openStore, type Store } from './store.ts';
 import type { Projection, ProjectionOptions } from '../projections/projection.ts';
 import { StoredProjection } from '../projections/projector.ts';
 import { verifyStore } from './verify.ts';
+import { storeStats, type LogStats } from './stats.ts';
 
 const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
 const OPTION_KEYS = new Set(['path', 'masterKey', 'keyTtl', 'redact', 'clock', 'autoExpire', 'maxEventBytes']);
@@ -251,6 +252,11 @@ class LmdbLog implements Log {
     const onProgress = optionalCallback(options, 'onProgress');
     await this.#beginRead();
     return verifyStore(this.#store, onProgress);
+  }
+
+  async stats(): Promise<LogStats> {
+    await this.#beginRead();
+    return storeStats(this.#store, this.#settings.path);
   }
 
   async compact(options: { onProgress?: (copied: number, total: number) => void } = {}): Promise<void> {
