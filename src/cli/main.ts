@@ -1,0 +1,248 @@
+/**
+ * The `coherence` command: a thin layer over the public API, working on one store directory.
+ *
+ * Exit codes: 0 ok, 1 error, 2 bad usage, 3 the append was refused (conflict or invalid base;
+ * the report is printed as JSON on stdout).
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { InvalidArgumentError, openLog, type Log, type ReadOptions } from '../index.ts';
+import { readEvents, toLine } from './ndjson.ts';
+import { startProgress } from './progress.ts';
+import { parseDuration, parseIdentity, parseSeq, UsageError } from './usage.ts';
+
+const EXIT_OK = 0;
+const EXIT_ERROR = 1;
+const EXIT_USAGE = 2;
+const EXIT_REFUSED = 3;
+
+interface GlobalOptions {
+  store?: string;
+  masterKeyFile?: string;
+}
+
+/** Writes to stdout, waiting when the pipe is full. */
+function write(text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (process.stdout.write(text)) resolve();
+    else process.stdout.once('drain', resolve).once('error', reject);
+  });
+}
+
+function print(value: unknown): Promise<void> {
+  return write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function masterKey(options: GlobalOptions): string | Uint8Array | undefined {
+  if (options.masterKeyFile !== undefined) {
+    const bytes = readFileSync(options.masterKeyFile);
+    const text = bytes.toString('utf8').trim();
+    return /^[0-9a-fA-F]{64}$/.test(text) ? text : new Uint8Array(bytes);
+  }
+  const fromEnv = process.env.COHERENCE_MASTER_KEY;
+  return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv.trim();
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Builds the program; `run` receives each command's work with the opened log. */
+function program(exit: { code: number }): Command {
+  const cli = new Command('coherence')
+    .description('An embedded, conflict-aware patch log with encrypted payloads and crypto-shredding.')
+    .addOption(new Option('-s, --store <dir>', 'the store directory').env('COHERENCE_STORE'))
+    .option('--master-key-file <file>', 'file holding the master key (64 hex characters or 32 bytes); or set COHERENCE_MASTER_KEY')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (text, out) => out(text) })
+    .exitOverride();
+
+  const withLog = (work: (log: Log, ...args: any[]) => Promise<number | void>) =>
+    async (...args: any[]) => {
+      const options = cli.opts<GlobalOptions>();
+      if (options.store === undefined) throw new UsageError('expected --store <dir> (or COHERENCE_STORE)');
+      const key = masterKey(options);
+      const log = await openLog({ path: options.store, ...(key === undefined ? {} : { masterKey: key }) });
+      try {
+        exit.code = (await work(log, ...args)) ?? EXIT_OK;
+      } finally {
+        await log.close();
+      }
+    };
+
+  cli.command('append')
+    .description('append NDJSON events (one NewEvent per line, as `read` prints them) from a file or stdin, all or nothing')
+    .argument('[file]', 'NDJSON file, or - for stdin', '-')
+    .option('--base <seq>', 'the highest seq your view includes (default: the head now)')
+    .option('--resolved <seqs>', 'comma-separated seqs you have seen and resolved')
+    .option('--merge <mode>', 'none or disjoint-paths', 'none')
+    .option('--dry-run', 'check and report, write nothing')
+    .action(withLog(async (log, file: string, opts: { base?: string; resolved?: string; merge: string; dryRun?: boolean }) => {
+      const base = opts.base === undefined ? await log.head() : parseSeq(opts.base, '--base');
+      const resolved = opts.resolved === undefined ? [] : opts.resolved.split(',').map((s) => parseSeq(s.trim(), '--resolved', 1));
+      const size = file === '-' ? 0 : readFileSync(file).length;
+      const progress = startProgress('reading');
+      const events = await readEvents(file, (bytes) => { if (size > 0) progress.update(bytes, size); });
+      progress.stop();
+      if (events.length === 0) throw new UsageError(`${file === '-' ? 'stdin' : file}: expected at least one event, got none`);
+      const result = await log.append(events, { base, resolved, merge: opts.merge as 'none', dryRun: opts.dryRun === true });
+      if (result.status !== 'ok') {
+        await print(result);
+        return EXIT_REFUSED;
+      }
+      const last = result.events.at(-1)?.seq;
+      process.stderr.write(`${opts.dryRun === true ? 'would append' : 'appended'} ${result.events.length} event(s), up to seq ${last}\n`);
+    }));
+
+  cli.command('read')
+    .description('print events as NDJSON, in ascending seq')
+    .option('--from <seq>', 'first seq', '1')
+    .option('--kind <kind>', 'only aggregates of this kind (repeatable)', collect)
+    .option('--aggregate <kind:id>', 'only this aggregate (repeatable)', collect)
+    .option('--no-replay', 'do not replay actions an effect at or after --from affects')
+    .option('--raw', 'print stored envelopes instead of decrypting')
+    .option('--follow', 'keep printing new events as they are appended (until interrupted)')
+    .action(withLog(async (log, opts: { from: string; kind?: string[]; aggregate?: string[]; replay: boolean; raw?: boolean; follow?: boolean }) => {
+      const options: ReadOptions = { from: parseSeq(opts.from, '--from', 1), replay: opts.replay, raw: opts.raw === true };
+      if (opts.kind !== undefined) options.kinds = opts.kind;
+      if (opts.aggregate !== undefined) options.aggregates = opts.aggregate.map((a) => parseIdentity(a, '--aggregate'));
+      let last = (options.from ?? 1) - 1;
+      for await (const event of log.read(options)) {
+        await write(toLine(event));
+        last = Math.max(last, event.seq);
+      }
+      if (opts.follow !== true) return;
+      let stopped = false;
+      process.once('SIGINT', () => { stopped = true; });
+      process.once('SIGTERM', () => { stopped = true; });
+      while (!stopped) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        for await (const event of log.read({ ...options, from: last + 1, replay: false })) {
+          await write(toLine(event));
+          last = event.seq;
+        }
+      }
+    }));
+
+  cli.command('head')
+    .description('print the highest seq (0 when empty)')
+    .action(withLog(async (log) => write(`${await log.head()}\n`)));
+
+  cli.command('state')
+    .description("print an aggregate's state and the head it was read at")
+    .argument('<aggregate>', 'kind:id, e.g. book:Neuromancer or order:7')
+    .action(withLog(async (log, aggregate: string) => print(await log.state(parseIdentity(aggregate, 'aggregate')))));
+
+  cli.command('conflicts')
+    .description('print what an append on <aggregate> based on --base would conflict with')
+    .argument('<aggregate>', 'kind:id')
+    .requiredOption('--base <seq>', 'the highest seq your view includes')
+    .action(withLog(async (log, aggregate: string, opts: { base: string }) => {
+      for (const event of await log.conflicts(parseSeq(opts.base, '--base'), parseIdentity(aggregate, 'aggregate'))) await write(toLine(event));
+    }));
+
+  const keys = cli.command('keys').description('the key ring: list, create, shred and expire keys');
+  keys.command('list')
+    .description('print keys as NDJSON')
+    .addOption(new Option('--destroyed', 'only destroyed keys').conflicts('live'))
+    .option('--live', 'only live keys')
+    .action(withLog(async (log, opts: { destroyed?: boolean; live?: boolean }) => {
+      const filter = opts.destroyed === true ? { destroyed: true } : opts.live === true ? { destroyed: false } : {};
+      for await (const info of log.keys.list(filter)) await write(toLine(info));
+    }));
+  keys.command('create')
+    .description('create a key')
+    .argument('<key>', 'kind:id, e.g. customer:42')
+    .addOption(new Option('--ttl <duration>', 'lifetime: 30d, 12h, 1y6mo, or {"days":30}').conflicts('expiresAt'))
+    .option('--expires-at <date>', 'expiry as an ISO 8601 date')
+    .action(withLog(async (log, key: string, opts: { ttl?: string; expiresAt?: string }) => {
+      const options: { ttl?: Record<string, number>; expiresAt?: Date } = {};
+      if (opts.ttl !== undefined) options.ttl = parseDuration(opts.ttl);
+      if (opts.expiresAt !== undefined) options.expiresAt = new Date(opts.expiresAt);
+      await print(await log.keys.create(parseIdentity(key, 'key'), options));
+    }));
+  keys.command('shred')
+    .description('destroy a key and append its effect, atomically')
+    .argument('<key>', 'kind:id')
+    .option('--reason <reason>', 'the effect reason', 'shredded')
+    .option('--source <source>', 'the effect source', 'keystore')
+    .action(withLog(async (log, key: string, opts: { reason: string; source: string }) => {
+      await print(await log.keys.shred(parseIdentity(key, 'key'), opts));
+    }));
+  keys.command('expire')
+    .description('shred every key past its expiry (for a cron job; or open with autoExpire)')
+    .option('--now <date>', 'the time to expire at, ISO 8601 (default: now)')
+    .action(withLog(async (log, opts: { now?: string }) => {
+      for (const effect of await log.keys.expire(opts.now === undefined ? undefined : new Date(opts.now))) await write(toLine(effect));
+    }));
+
+  const projectionCommand = (name: string, description: string, rebuild: boolean) =>
+    cli.command(name)
+      .description(description)
+      .argument('<name>', 'the projection name')
+      .option('--kind <kind>', 'only aggregates of this kind (repeatable)', collect)
+      .option('--aggregate <kind:id>', 'only this aggregate (repeatable)', collect)
+      .option('--from <seq>', 'first seq for a new projection', '1')
+      .option('--entries', 'then print every [aggregate, state] as NDJSON')
+      .action(withLog(async (log, projectionName: string, opts: { kind?: string[]; aggregate?: string[]; from: string; entries?: boolean }) => {
+        const projection = log.projection(projectionName, {
+          from: parseSeq(opts.from, '--from', 1),
+          ...(opts.kind === undefined ? {} : { kinds: opts.kind }),
+          ...(opts.aggregate === undefined ? {} : { aggregates: opts.aggregate.map((a) => parseIdentity(a, '--aggregate')) }),
+        });
+        const progress = startProgress(rebuild ? 'rebuilding' : 'catching up');
+        const onProgress = (position: number, head: number) => progress.update(position, head);
+        const result = rebuild ? await projection.rebuild({ onProgress }) : await projection.catchUp({ onProgress });
+        progress.stop();
+        process.stderr.write(`${projectionName}: at seq ${result.to}, ${result.actions} action(s) applied, ${result.replayed} replayed\n`);
+        if (opts.entries === true) for await (const entry of projection.entries()) await write(toLine(entry));
+      }));
+  projectionCommand('project', 'catch a projection (JSON Patch fold per aggregate) up to the head', false);
+  projectionCommand('rebuild', 'forget a projection and build it again from its first seq', true);
+
+  cli.command('verify')
+    .description('check the hash chain and the indexes; exit 1 naming the first bad seq')
+    .action(withLog(async (log) => {
+      const progress = startProgress('verifying');
+      const result = await log.verify({ onProgress: (seq, head) => progress.update(seq, head) });
+      progress.stop();
+      await print(result);
+      return result.ok ? EXIT_OK : EXIT_ERROR;
+    }));
+
+  cli.command('compact')
+    .description('rewrite the store without free pages (needs the store to itself)')
+    .action(withLog(async (log) => {
+      const progress = startProgress('compacting');
+      await log.compact({ onProgress: (copied, total) => progress.update(copied, total) });
+      progress.stop();
+      process.stderr.write('compacted\n');
+    }));
+
+  cli.command('stats')
+    .description('print events, aggregates, keys, file size and projections with their lag')
+    .action(withLog(async (log) => print(await log.stats())));
+
+  return cli;
+}
+
+/**
+ * Runs the command line with `argv` (without node and the script) and returns the exit code.
+ * @example
+ * process.exitCode = await main(process.argv.slice(2));
+ */
+export async function main(argv: string[]): Promise<number> {
+  const exit = { code: EXIT_OK };
+  try {
+    await program(exit).parseAsync(argv, { from: 'user' });
+    return exit.code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`coherence: ${message}\n`);
+    return error instanceof UsageError || error instanceof InvalidArgumentError ? EXIT_USAGE : EXIT_ERROR;
+  }
+}

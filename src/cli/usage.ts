@@ -1,0 +1,55 @@
+/** A mistake in how the command was called: exit code 2, with the message. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Parses `kind:id` (an id of digits is a number: `order:7`; quote it to keep a string: `order:"7"`) or a JSON array. */
+export function parseIdentity(text: string, what = 'identity'): [string, string | number] {
+  if (text.startsWith('[')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new UsageError(`${what}: expected kind:id or a JSON array ["kind", id], got ${JSON.stringify(text)}`);
+    }
+    if (Array.isArray(parsed) && parsed.length === 2) return parsed as [string, string | number];
+    throw new UsageError(`${what}: expected a JSON array ["kind", id], got ${JSON.stringify(text)}`);
+  }
+  const colon = text.indexOf(':');
+  if (colon <= 0 || colon === text.length - 1) throw new UsageError(`${what}: expected kind:id, got ${JSON.stringify(text)}`);
+  const kind = text.slice(0, colon);
+  const id = text.slice(colon + 1);
+  if (/^-?(0|[1-9][0-9]*)$/.test(id) && Number.isSafeInteger(Number(id))) return [kind, Number(id)];
+  if (id.length >= 2 && id.startsWith('"') && id.endsWith('"')) return [kind, id.slice(1, -1)];
+  return [kind, id];
+}
+
+/** Parses a non-negative integer option. */
+export function parseSeq(text: string, what: string, min = 0): number {
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min) {
+    throw new UsageError(`${what}: expected an integer >= ${min}, got ${JSON.stringify(text)}`);
+  }
+  return Number(text);
+}
+
+const UNITS: Record<string, string> = { y: 'years', mo: 'months', w: 'weeks', d: 'days', h: 'hours', m: 'minutes', s: 'seconds' };
+
+/** Parses a lifetime such as `30d`, `12h`, `1y6mo`, or a JSON date-fns Duration. */
+export function parseDuration(text: string): Record<string, number> {
+  if (text.startsWith('{')) {
+    try {
+      return JSON.parse(text) as Record<string, number>;
+    } catch {
+      throw new UsageError(`ttl: expected a duration such as 30d or {"days":30}, got ${JSON.stringify(text)}`);
+    }
+  }
+  const duration: Record<string, number> = {};
+  const rest = text.replace(/([0-9]+)(mo|y|w|d|h|m|s)/g, (_, amount: string, unit: string) => {
+    duration[UNITS[unit] as string] = Number(amount);
+    return '';
+  });
+  if (rest !== '' || Object.keys(duration).length === 0) {
+    throw new UsageError(`ttl: expected a duration such as 30d, 12h or 1y6mo (units y mo w d h m s), got ${JSON.stringify(text)}`);
+  }
+  return duration;
+}
