@@ -2,13 +2,18 @@
  * The bookstore: Alice and Bob change the same book from the same view of the log. Bob's append
  * comes second, so he gets the conflict with both sides, resolves it, and appends again.
  *
- *   npm run demo            (uses ./data/bookstore, recreated on every run)
+ *   npx tsx examples/bookstore.ts             (uses ./data/bookstore, recreated on every run)
  *   npx tsx examples/bookstore.ts /some/dir
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { openLog, type Identity, type NewAction } from '../src/index.ts';
 
 const path = process.argv[2] ?? './data/bookstore';
+// Start from a fresh store, but never wipe a directory that holds something else.
+if (existsSync(path) && readdirSync(path).length > 0 && !existsSync(join(path, 'data.mdb'))) {
+  throw new Error(`${path} is not empty and is not a coherence store; give a new or empty directory`);
+}
 rmSync(path, { recursive: true, force: true });
 const log = await openLog({ path });
 
@@ -52,12 +57,15 @@ try {
     [edit(bob, 'received two copies (resolved)', [{ op: 'replace', path: '/stock', value: stock + 2 }])],
     { base: head, resolved: first.conflicts.map((c) => c.theirs.seq) },
   );
+  if (resolved.status !== 'ok') throw new Error(`expected Bob's resolved append to go through, got ${resolved.status}`);
   console.log(`Bob: ${resolved.status}, stock ${stock} -> ${stock + 2}`);
 
   const final = await log.state(book);
   console.log(`Final state (head ${final.head}):`, final.state);
+  if ((final.state as { stock: number }).stock !== 4) throw new Error('expected a stock of 4: 3, minus one sold, plus two received');
   const verified = await log.verify();
-  console.log(`verify: ${verified.ok ? `ok, ${verified.events} events` : `FAILED at ${verified.seq}: ${verified.reason}`}`);
+  if (!verified.ok) throw new Error(`verify failed at ${verified.seq}: ${verified.reason}`);
+  console.log(`verify: ok, ${verified.events} events`);
 } finally {
   await log.close();
 }

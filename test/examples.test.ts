@@ -1,0 +1,92 @@
+/**
+ * Every example and the demo, run to completion as a user would run them (a child process with
+ * the tsx loader), each in its own temporary directory, so that none of them can rot.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), 'coherence-examples-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+interface Run { code: number | null; stdout: string; stderr: string; dir: string }
+
+/** Runs examples/<name>.ts on a fresh store directory and collects its output. */
+function runExample(name: string): Promise<Run> {
+  const dir = join(scratch, name);
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples', `${name}.ts`), dir], { cwd: root });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr, dir }));
+  });
+}
+
+/** Exit 0 (stderr tells why not), and the store in the directory given, not the default one. */
+function expectSuccess(run: Run): void {
+  expect(run.code, run.stderr).toBe(0);
+  expect(existsSync(join(run.dir, 'data.mdb'))).toBe(true);
+}
+
+// Each example spends most of its time starting Node and the loader: run them side by side.
+describe.concurrent('examples', () => {
+  it('bookstore: Bob gets the conflict, resolves it, and the log verifies', async () => {
+    const run = await runExample('bookstore');
+    expectSuccess(run);
+    expect(run.stdout).toMatch(/Bob: conflict: .*#2 by alice came first/);
+    expect(run.stdout).toContain('Bob: ok, stock 2 -> 4');
+    expect(run.stdout).toContain('verify: ok, 3 events');
+  });
+
+  it('receipts: shredding alice\'s key erases her card from the projection, not bob\'s', async () => {
+    const run = await runExample('receipts');
+    expectSuccess(run);
+    expect(run.stdout).toContain('receipt 1: alice, 12.5, card 4111 1111 1111 1111');
+    expect(run.stdout).toContain('receipt 1: alice, 12.5, card [erased]');
+    expect(run.stdout).toContain('receipt 3: alice, 7.25, card [erased]');
+    expect(run.stdout.split('The receipts projection now:')[1]).toContain('receipt 2: bob, 40, card 5500 0000 0000 0004');
+    expect(run.stdout).toMatch(/verify: ok, 4 events/);
+    expect(run.stdout).toContain('compact: done');
+  });
+
+  it('shared-document: a disjoint change merges, an overlapping one goes round the resolution loop', async () => {
+    const run = await runExample('shared-document');
+    expectSuccess(run);
+    expect(run.stdout).toContain('a plain append would conflict with #2');
+    expect(run.stdout).toContain("With merge: 'disjoint-paths' it goes through (#3)");
+    expect(run.stdout).toContain('Ben saves: conflict with #4 by Ann');
+    expect(run.stdout).toContain('Ben saves: conflict with #5 by Cy');
+    expect(run.stdout).toContain('Ben saves (#6) after 3 attempts, resolving #4, #5.');
+    expect(run.stdout).toContain('Intro: "Hello! Welcome to the bookshop. Ask us anything."');
+  });
+
+  it('live-projection: the followed projection shows what another process appends, then stops', async () => {
+    const run = await runExample('live-projection');
+    expectSuccess(run);
+    expect(run.stdout).toMatch(/writer \(pid \d+\): #6 order 1 shipped/);
+    expect(run.stdout).toContain('projection at #6: order 1 shipped, order 2 paid, order 3 placed');
+    expect(run.stdout).toContain('stopped following');
+  });
+
+  it('demo: tells the whole story and the byte scan finds no card number', async () => {
+    const run = await runExample('demo');
+    expectSuccess(run);
+    expect(run.stdout).toContain(`store in ${run.dir}`);
+    expect(run.stdout).toMatch(/Bob writes stock 5 from his view and is refused: #2/);
+    expect(run.stdout).toMatch(/Bob resolves on top of Alice's sale: stock 2 -> 4/);
+    expect(run.stdout).toMatch(/Ben rewrites \/returns from the same view: no common path, merged/);
+    expect(run.stdout).toContain('card 4111 1111 1111 1111');
+    expect(run.stdout).toContain('keys.expire(): customer/alice and customer/bob destroyed');
+    expect(run.stdout).toContain('every card now reads [erased]');
+    expect(run.stdout).toMatch(/verify: ok/);
+    expect(run.stdout).toMatch(/compact: the store is rewritten/);
+    expect(run.stdout).toMatch(/Byte scan of .*data\.mdb.*: no card number found; the shop's address found [1-9]\d* times\./);
+  });
+}, 90_000);
