@@ -32,6 +32,8 @@ export interface CatchUpResult {
 
 /**
  * A read model kept next to the log in LMDB: one state per aggregate, and a position.
+ * States hold values as readers see them, decrypted where keys live: after a shred, a catch-up
+ * replaces them with redacted ones, and `log.compact()` removes the old copies from the files.
  * States and position change together, one transaction per batch of events, so a crash leaves
  * the projection at a consistent position and a restart neither skips nor repeats an event.
  * When the projection meets an effect, it folds every affected aggregate it holds again from
@@ -85,13 +87,14 @@ export interface Projection<State> {
 
   /**
    * Catches up, then keeps up: at once after appends from this process, and within 100 ms
-   * after appends from other processes (it watches the head, never re-reads the log). Errors go
-   * to `onError` (default: rethrown asynchronously) and following goes on.
+   * after appends from other processes (it watches the head, never re-reads the log).
+   * `onCatchUp` hears of every catch-up that moved the position. Errors go to `onError`
+   * (default: rethrown asynchronously, like an unhandled rejection) and following goes on.
    * @returns a function that stops following and resolves once the current catch-up is done.
    * @example
    * const stop = receipts.follow({ onError: console.error });
    * // ...
    * await stop();
    */
-  follow(options?: { onError?: (error: unknown) => void }): () => Promise<void>;
+  follow(options?: { onError?: (error: unknown) => void; onCatchUp?: (result: CatchUpResult) => void }): () => Promise<void>;
 }

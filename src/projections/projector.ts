@@ -58,6 +58,8 @@ interface Entry<State> {
   refolded: boolean;
 }
 
+type FollowOptions = { onError?: (error: unknown) => void; onCatchUp?: (result: CatchUpResult) => void };
+
 type ProgressOptions = { onProgress?: (position: number, head: number) => void };
 
 function progressCallback(options: ProgressOptions): ProgressOptions['onProgress'] {
@@ -278,10 +280,12 @@ export class StoredProjection<State> implements Projection<State> {
     });
   }
 
-  follow(options: { onError?: (error: unknown) => void } = {}): () => Promise<void> {
-    if (!isPlainObject(options) || (options.onError !== undefined && typeof options.onError !== 'function')) {
-      throw new InvalidArgumentError(`options.onError: expected a function, got ${describe(isPlainObject(options) ? options.onError : options)}`);
+  follow(options: FollowOptions = {}): () => Promise<void> {
+    if (!isPlainObject(options as unknown)) throw new InvalidArgumentError(`options: expected { onError?, onCatchUp? }, got ${describe(options)}`);
+    for (const name of ['onError', 'onCatchUp'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'function') throw new InvalidArgumentError(`options.${name}: expected a function, got ${describe(options[name])}`);
     }
+    const onCatchUp = options.onCatchUp;
     const onError = options.onError ?? ((error: unknown) => queueMicrotask(() => { throw error; }));
     let stopped = false;
     let running: Promise<void> | undefined;
@@ -300,7 +304,9 @@ export class StoredProjection<State> implements Projection<State> {
         onError(error);
         return;
       }
-      running = this.catchUp().then(() => {}, onError).finally(() => {
+      running = this.catchUp().then((result) => {
+        if (onCatchUp !== undefined && result.to >= result.from) onCatchUp(result);
+      }).catch(onError).finally(() => {
         running = undefined;
         if (again) {
           again = false;
