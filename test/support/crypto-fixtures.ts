@@ -1,0 +1,172 @@
+/**
+ * Fixtures of the encryption tests: master keys, a clock the test moves, byte scans of a store
+ * directory, and the child processes that act on a store from outside the test's process.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import type { AppendResult, Identity, Log, LogEvent, NewEvent } from '../../src/index.ts';
+import { allEvents } from './temp-log.ts';
+
+/** A master key as 64 hex characters, fresh for each call. */
+export function newMasterKey(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** A clock the test sets: `clock.now` is what the log sees. */
+export function manualClock(start = '2024-01-31T12:00:00.000Z'): { now: Date; read: () => Date; advance: (ms: number) => void } {
+  const clock = {
+    now: new Date(start),
+    read: () => clock.now,
+    advance: (ms: number) => {
+      clock.now = new Date(clock.now.getTime() + ms);
+    },
+  };
+  return clock;
+}
+
+export const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The events of an `ok` result; fails the test otherwise. */
+export function ok(result: AppendResult): LogEvent[] {
+  if (result.status !== 'ok') throw new Error(`expected ok, got ${JSON.stringify(result)}`);
+  return result.events;
+}
+
+export async function appendOk(log: Log, events: NewEvent[]): Promise<LogEvent[]> {
+  return ok(await log.append(events, { base: await log.head() }));
+}
+
+/** The patch of an action event (fails the test for an effect). */
+export function patchOf(event: LogEvent | undefined): { op: string; path: string; value?: unknown }[] {
+  if (event === undefined || !('action' in event)) throw new Error(`expected an action event, got ${JSON.stringify(event)}`);
+  return event.action.patch as { op: string; path: string; value?: unknown }[];
+}
+
+/** What a rejected promise threw; fails the test when it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected the promise to reject, it resolved');
+}
+
+/** Everything that tells whether a store changed: the head, every event and every key. */
+export async function storeSnapshot(log: Log) {
+  const keys = [];
+  for await (const info of log.keys.list()) keys.push(info);
+  return { head: await log.head(), events: await allEvents(log), keys };
+}
+
+/** Every file under `dir`, recursively, with its bytes. */
+export function storeFiles(dir: string): { file: string; bytes: Buffer }[] {
+  const files: { file: string; bytes: Buffer }[] = [];
+  for (const name of readdirSync(dir)) {
+    const file = join(dir, name);
+    if (statSync(file).isDirectory()) files.push(...storeFiles(file));
+    else files.push({ file, bytes: readFileSync(file) });
+  }
+  return files;
+}
+
+/**
+ * Reads every file under `dir` once; the function returned lists those that contain `needle`
+ * (a string is searched for as UTF-8).
+ */
+export function scanFiles(dir: string): (needle: string | Uint8Array) => string[] {
+  const files = storeFiles(dir);
+  return (needle) => {
+    const bytes = typeof needle === 'string' ? Buffer.from(needle, 'utf8') : Buffer.from(needle);
+    if (bytes.length < 8) throw new Error('a needle this short could match by chance');
+    return files.filter(({ bytes: content }) => content.includes(bytes)).map(({ file }) => file);
+  };
+}
+
+/** The files under `dir` that contain `needle` (a string is searched for as UTF-8). */
+export function filesContaining(dir: string, needle: string | Uint8Array): string[] {
+  return scanFiles(dir)(needle);
+}
+
+/** The names of the entries directly in the store directory. */
+export function storeEntries(dir: string): string[] {
+  return readdirSync(dir).sort();
+}
+
+const SUPPORT = new URL('.', import.meta.url).pathname;
+
+/** A child process running `test/support/<script>` with tsx; its stdout is collected by line. */
+export interface Child {
+  process: ChildProcessWithoutNullStreams;
+  /** Resolves with the first stdout line that starts with `prefix` (rejects when it exits first). */
+  line(prefix: string, timeoutMs?: number): Promise<string>;
+  /** Resolves with the exit code (or signal name) once it has exited. */
+  exited: Promise<number | string>;
+}
+
+export function spawnChild(script: string, args: string[]): Child {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(SUPPORT, script), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let buffered = '';
+  let stderr = '';
+  const waiters = new Set<() => void>();
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    const parts = buffered.split('\n');
+    buffered = parts.pop() ?? '';
+    lines.push(...parts);
+    for (const wake of waiters) wake();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const exited = new Promise<number | string>((resolve) => {
+    child.on('exit', (code, signal) => {
+      resolve(code ?? signal ?? 'unknown');
+      for (const wake of waiters) wake();
+    });
+  });
+  let done = false;
+  void exited.then(() => {
+    done = true;
+  });
+  return {
+    process: child,
+    exited,
+    line: (prefix, timeoutMs = 30_000) =>
+      new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => finish(new Error(`${script}: no "${prefix}" line within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+        const check = () => {
+          const found = lines.find((l) => l.startsWith(prefix));
+          if (found !== undefined) finish(undefined, found);
+          else if (done || child.exitCode !== null || child.signalCode !== null) {
+            finish(new Error(`${script} exited (${child.exitCode ?? child.signalCode}) before printing "${prefix}"; stderr: ${stderr}`));
+          }
+        };
+        function finish(error: Error | undefined, line?: string) {
+          clearTimeout(timer);
+          waiters.delete(check);
+          if (error === undefined) resolve(line as string);
+          else reject(error);
+        }
+        waiters.add(check);
+        check();
+      }),
+  };
+}
+
+/** Runs a child to its end and returns the JSON it printed on its `result ` line. */
+export async function runChild<T>(script: string, args: string[]): Promise<T> {
+  const child = spawnChild(script, args);
+  const line = await child.line('result ');
+  expect(await child.exited).toBe(0);
+  return JSON.parse(line.slice('result '.length)) as T;
+}
+
+/** Identities travel to children as JSON arguments. */
+export function identityArg(identity: Identity): string {
+  return JSON.stringify(identity);
+}
