@@ -63,7 +63,18 @@ export function parseDuration(value: unknown, name: string): Duration {
     total += amount;
   }
   if (total === 0) throw new InvalidArgumentError(`${name}: expected a Duration longer than zero, got ${JSON.stringify(value)}`);
+  expiryAfter(Date.now(), value as Duration, name);
   return value as Duration;
+}
+
+/**
+ * The instant `duration` after `now`.
+ * @throws InvalidArgumentError when it falls outside what a Date can hold.
+ */
+export function expiryAfter(now: number, duration: Duration, name: string): number {
+  const expiresAt = add(now, duration).getTime();
+  if (!Number.isFinite(expiresAt)) throw new InvalidArgumentError(`${name}: expected a Duration that ends within the range of a Date, got ${JSON.stringify(duration)}`);
+  return expiresAt;
 }
 
 function derive(masterKey: Uint8Array, salt: Uint8Array, purpose: string): Uint8Array {
@@ -116,6 +127,8 @@ export interface BatchKeys {
   isCurrent(): boolean;
   /** Inside the transaction, once the batch is written: stores the drawn keys. */
   commit(): void;
+  /** Whether `commit` stores new keys (autoExpire must then look at their expiry). */
+  created: boolean;
 }
 
 /** Settings the ring takes from `openLog`. */
@@ -198,7 +211,7 @@ export class KeyRing implements Keys {
   prepareBatchKeys(keys: readonly Identity[]): BatchKeys {
     const kek = this.#kek();
     const now = this.#settings.clock();
-    const expiresAt = this.#settings.keyTtl === undefined ? null : add(now, this.#settings.keyTtl).getTime();
+    const expiresAt = this.#settings.keyTtl === undefined ? null : expiryAfter(now, this.#settings.keyTtl, 'options.keyTtl');
     const prepared = keys.map((id) => {
       if (this.#read(id) !== undefined) {
         const wrapped = this.assertUsable(id);
@@ -209,6 +222,7 @@ export class KeyRing implements Keys {
     });
     return {
       keys: new Map(prepared.map((p) => [identityKey(p.id), p])),
+      created: prepared.some((p) => p.fresh),
       isCurrent: () =>
         prepared.every(({ id, wrapped, fresh }) => {
           if (!fresh) return this.assertUsable(id).equals(wrapped);
@@ -218,7 +232,6 @@ export class KeyRing implements Keys {
         }),
       commit: () => {
         for (const { id, wrapped, fresh } of prepared) if (fresh) this.#put(id, [now, expiresAt, null, null, wrapped]);
-        if (prepared.some((p) => p.fresh)) queueMicrotask(() => this.reschedule());
       },
     };
   }
@@ -268,9 +281,9 @@ export class KeyRing implements Keys {
       }
       expiresAt = options.expiresAt.getTime();
     } else if (options.ttl !== undefined) {
-      expiresAt = add(now, parseDuration(options.ttl, 'options.ttl')).getTime();
+      expiresAt = expiryAfter(now, parseDuration(options.ttl, 'options.ttl'), 'options.ttl');
     } else if (this.#settings.keyTtl !== undefined) {
-      expiresAt = add(now, this.#settings.keyTtl).getTime();
+      expiresAt = expiryAfter(now, this.#settings.keyTtl, 'options.keyTtl');
     }
     if (expiresAt !== null && expiresAt <= now) {
       throw new InvalidArgumentError(`options.expiresAt: expected a time after now (${new Date(now).toISOString()}), got ${new Date(expiresAt).toISOString()}`);
@@ -377,10 +390,14 @@ export class KeyRing implements Keys {
     return effects;
   }
 
-  /** With autoExpire: arms one unref'd timer for the next expiry (or the next poll). */
+  /** With autoExpire: arms one unref'd timer for the next expiry (or the next poll). Call it after a commit that created keys. */
   reschedule(): void {
     if (this.#timer === undefined) return;
-    this.#arm();
+    try {
+      this.#arm();
+    } catch {
+      // The log closed meanwhile: nothing left to expire here.
+    }
   }
 
   /** Starts shredding keys at their expiry by timer, without keeping the process alive. */
@@ -391,6 +408,7 @@ export class KeyRing implements Keys {
 
   #arm(): void {
     clearTimeout(this.#timer);
+    this.#store().root.resetReadTxn();
     let next: number | undefined;
     for (const key of this.#store().keyExpiry.getKeys({ limit: 1 })) next = (key as [number])[0];
     const delay = Math.min(AUTO_EXPIRE_POLL_MS, next === undefined ? AUTO_EXPIRE_POLL_MS : Math.max(0, next - this.#settings.clock()), MAX_TIMER_MS);

@@ -7,7 +7,7 @@
  * bytes of a record deleted from it in its unused middle. A fresh file written entry by entry
  * holds only the entries live now.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreInUseError } from '../errors.ts';
 import { databases, openStore, type Store } from './store.ts';
@@ -58,12 +58,13 @@ function fsyncPath(path: string): void {
 /**
  * Copies every entry of `store` into a new store in a temporary directory, then closes `store`
  * and renames the copy over its `data.mdb`. A crash before the rename leaves the old file as it
- * was (the copy is removed at the next compaction); the rename itself is atomic. The caller
+ * was (the copy is removed at the next compaction, by any process); the rename is atomic. The caller
  * must keep its own writes out meanwhile, and reopens the store afterwards.
  */
 export async function compactStore(store: Store, path: string, onProgress?: (copied: number, total: number) => void): Promise<void> {
+  // Copies left by compactions that were killed hold old entries (wrapped keys among them).
+  for (const name of readdirSync(path)) if (name.startsWith(TEMP_PREFIX)) rmSync(join(path, name), { recursive: true, force: true });
   const temp = join(path, `${TEMP_PREFIX}${process.pid}`);
-  rmSync(temp, { recursive: true, force: true });
   let closed = false;
   try {
     const copy = openStore(temp);

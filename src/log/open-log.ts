@@ -183,7 +183,10 @@ class LmdbLog implements Log {
         return result;
       });
       if (result === undefined) continue;
-      if (result.status === 'ok' && !appendOptions.dryRun) this.#notifyWrite();
+      if (result.status === 'ok' && !appendOptions.dryRun) {
+        if (keys?.created === true) this.#ring.reschedule();
+        this.#notifyWrite();
+      }
       return result;
     }
   }

@@ -58,6 +58,11 @@ export function applyPatchAtomic(state: unknown, patch: readonly Operation[]): u
           if (typeof from !== 'string') copyPath(doc, from, copied);
         }
       }
+      // RFC 6902 4.4/4.5: the `from` location must exist. fast-json-patch does not check it for a
+      // move or copy onto the root, and would make the whole state undefined.
+      if ((op.op === 'move' || op.op === 'copy') && jsonPatch.getValueByPointer(doc, op.from) === undefined) {
+        throw new Error(`${op.op}: no value at ${op.from}`);
+      }
       // validate=true makes fast-json-patch refuse unresolvable paths and out-of-range indexes
       // instead of writing them; banPrototypeModifications stays on as a second line of defence.
       doc = jsonPatch.applyOperation(doc, op, true, true, true).newDocument;
