@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { InvalidArgumentError, openLog, type Log, type ReadOptions } from '../index.ts';
+import { InvalidArgumentError, InvalidEventError, openLog, type Log, type ReadOptions } from '../index.ts';
 import { readEvents, toLine } from './ndjson.ts';
 import { startProgress } from './progress.ts';
 import { parseDuration, parseIdentity, parseSeq, UsageError } from './usage.ts';
@@ -21,11 +21,19 @@ interface GlobalOptions {
   masterKeyFile?: string;
 }
 
-/** Writes to stdout, waiting when the pipe is full. */
+/** The reader of stdout went away (`coherence read | head`): stop quietly, exit 0. */
+class OutputClosed extends Error {}
+
+let outputClosed = false;
+
+/** Writes to stdout, waiting when the pipe is full. @throws OutputClosed once the reader is gone. */
 function write(text: string): Promise<void> {
+  if (outputClosed) return Promise.reject(new OutputClosed());
   return new Promise((resolve, reject) => {
-    if (process.stdout.write(text)) resolve();
-    else process.stdout.once('drain', resolve).once('error', reject);
+    if (process.stdout.write(text)) return resolve();
+    const onDrain = () => { process.stdout.off('error', onError); resolve(); };
+    const onError = () => { process.stdout.off('drain', onDrain); reject(new OutputClosed()); };
+    process.stdout.once('drain', onDrain).once('error', onError);
   });
 }
 
@@ -82,10 +90,18 @@ function program(exit: { code: number }): Command {
       const resolved = opts.resolved === undefined ? [] : opts.resolved.split(',').map((s) => parseSeq(s.trim(), '--resolved', 1));
       const size = file === '-' ? 0 : readFileSync(file).length;
       const progress = startProgress('reading');
-      const events = await readEvents(file, (bytes) => { if (size > 0) progress.update(bytes, size); });
+      const { events, lines } = await readEvents(file, (bytes) => { if (size > 0) progress.update(bytes, size); });
       progress.stop();
-      if (events.length === 0) throw new UsageError(`${file === '-' ? 'stdin' : file}: expected at least one event, got none`);
-      const result = await log.append(events, { base, resolved, merge: opts.merge as 'none', dryRun: opts.dryRun === true });
+      const input = file === '-' ? 'stdin' : file;
+      if (events.length === 0) throw new UsageError(`${input}: expected at least one event, got none`);
+      let result;
+      try {
+        result = await log.append(events, { base, resolved, merge: opts.merge as 'none', dryRun: opts.dryRun === true });
+      } catch (error) {
+        if (!(error instanceof InvalidEventError)) throw error;
+        // Name the line of the file, not the position in the batch.
+        throw new UsageError(`${input} line ${lines[error.index]}: ${error.message.replace(/^events\[\d+\]\.?/, '')}`);
+      }
       if (result.status !== 'ok') {
         await print(result);
         return EXIT_REFUSED;
@@ -107,20 +123,28 @@ function program(exit: { code: number }): Command {
       if (opts.kind !== undefined) options.kinds = opts.kind;
       if (opts.aggregate !== undefined) options.aggregates = opts.aggregate.map((a) => parseIdentity(a, '--aggregate'));
       let last = (options.from ?? 1) - 1;
+      const head = await log.head();
       for await (const event of log.read(options)) {
         await write(toLine(event));
         last = Math.max(last, event.seq);
       }
+      last = Math.max(last, head);
       if (opts.follow !== true) return;
       let stopped = false;
       process.once('SIGINT', () => { stopped = true; });
       process.once('SIGTERM', () => { stopped = true; });
       while (!stopped) {
         await new Promise((resolve) => setTimeout(resolve, 100));
-        for await (const event of log.read({ ...options, from: last + 1, replay: false })) {
+        // Read only up to the head seen now, then move past it even if no event matched the
+        // filters, so a poll never scans the same events twice. Replay stays as asked, so a
+        // follower sees what an effect changed just as a later `read` would.
+        const head = await log.head();
+        if (head <= last) continue;
+        for await (const event of log.read({ ...options, from: last + 1 })) {
+          if (event.seq > head) break;
           await write(toLine(event));
-          last = event.seq;
         }
+        last = head;
       }
     }));
 
@@ -233,10 +257,14 @@ function program(exit: { code: number }): Command {
  */
 export async function main(argv: string[]): Promise<number> {
   const exit = { code: EXIT_OK };
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') outputClosed = true;
+  });
   try {
     await program(exit).parseAsync(argv, { from: 'user' });
     return exit.code;
   } catch (error) {
+    if (error instanceof OutputClosed || outputClosed) return exit.code;
     if (error instanceof CommanderError) {
       // --help and --version end here too, with exit code 0.
       return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;

@@ -28,11 +28,15 @@ export function toNewEvent(value: unknown, line: number): NewEvent {
   return { ...rest, timestamp: date } as unknown as NewEvent;
 }
 
-/** Reads the events of an NDJSON file (or stdin for "-"), reporting bytes read as it goes. */
-export async function readEvents(file: string, onBytes?: (bytes: number) => void): Promise<NewEvent[]> {
+/**
+ * Reads the events of an NDJSON file (or stdin for "-"), reporting bytes read as it goes, with
+ * the line each event came from.
+ */
+export async function readEvents(file: string, onBytes?: (bytes: number) => void): Promise<{ events: NewEvent[]; lines: number[] }> {
   const input = file === '-' ? process.stdin : createReadStream(file);
   const lines = createInterface({ input, crlfDelay: Infinity });
   const events: NewEvent[] = [];
+  const numbers: number[] = [];
   let number = 0;
   let bytes = 0;
   for await (const text of lines) {
@@ -47,6 +51,7 @@ export async function readEvents(file: string, onBytes?: (bytes: number) => void
       throw new UsageError(`line ${number}: expected JSON, got ${JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text)}`);
     }
     events.push(toNewEvent(parsed, number));
+    numbers.push(number);
   }
-  return events;
+  return { events, lines: numbers };
 }

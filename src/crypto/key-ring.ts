@@ -10,7 +10,8 @@
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { add, type Duration } from 'date-fns';
+import { add } from 'date-fns/add';
+import type { Duration } from 'date-fns';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { CorruptLogError, InvalidArgumentError, KeyDestroyedError, MissingMasterKeyError, WrongMasterKeyError } from '../errors.ts';
 import { describe } from '../model/json-pointer.ts';

@@ -53,7 +53,8 @@ export function databases(store: Store): [string, Database<Buffer, Key>][] {
 
 /** Opens (creating when missing) the store at `path` and checks its format version. */
 export function openStore(path: string): Store {
-  const root = open<Buffer, Key>({ path, maxDbs: 16, encoding: 'binary', cache: false });
+  // noSubdir: false, or lmdb-js takes a directory named like `shop.v2` for a file name.
+  const root = open<Buffer, Key>({ path, noSubdir: false, maxDbs: 16, encoding: 'binary', cache: false });
   const db = <K extends Key>(name: string) => root.openDB<Buffer, K>({ name, encoding: 'binary', cache: false });
   const store: Store = {
     root,

@@ -49,7 +49,7 @@ export function locationsOverlap(a: readonly string[], b: readonly string[]): bo
 export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (value instanceof Date) return 'a Date';
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'an invalid Date' : 'a Date';
   switch (typeof value) {
     case 'undefined': return 'undefined';
     case 'string': return value.length <= 40 ? JSON.stringify(value) : 'a string';
