@@ -75,6 +75,9 @@ class LmdbLog implements Log {
   #closed = false;
   /** Called after every write of this process (followers of projections). */
   readonly #writeListeners = new Set<() => void>();
+  /** Projection work close() waits for, and follows it stops. */
+  readonly #running = new Set<Promise<unknown>>();
+  readonly #onClose = new Set<() => Promise<void>>();
   /** Set while compact() swaps the store file; every operation waits for it. */
   #compaction: Promise<void> | undefined;
 
@@ -109,6 +112,16 @@ class LmdbLog implements Log {
       onWrite: (listener) => {
         this.#writeListeners.add(listener);
         return () => this.#writeListeners.delete(listener);
+      },
+      track: (work) => {
+        this.#running.add(work);
+        const done = () => this.#running.delete(work);
+        work.then(done, done);
+        return work;
+      },
+      onClose: (stop) => {
+        this.#onClose.add(stop);
+        return () => this.#onClose.delete(stop);
       },
     });
   }
@@ -284,6 +297,9 @@ class LmdbLog implements Log {
     while (this.#compaction !== undefined) await this.#compaction.catch(() => {});
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.all([...this.#onClose].map((stop) => stop()));
+    // Catch-ups in flight end at their next batch with LogClosedError; wait for them to let go.
+    await Promise.allSettled([...this.#running]);
     this.#writeListeners.clear();
     this.#ring.close();
     await this.#store.root.committed;

@@ -37,6 +37,10 @@ export interface ProjectionContext {
   decode: BodyDecoder;
   /** Calls `listener` after every write of this process; returns the unsubscribe function. */
   onWrite(listener: () => void): () => void;
+  /** Lets `close()` wait for `work` before closing the store. */
+  track<T>(work: Promise<T>): Promise<T>;
+  /** Calls `stop` when the log closes; returns the function that cancels this. */
+  onClose(stop: () => Promise<void>): () => void;
 }
 
 interface Definition {
@@ -137,7 +141,7 @@ export class StoredProjection<State> implements Projection<State> {
 
   catchUp(options: ProgressOptions = {}): Promise<CatchUpResult> {
     const onProgress = progressCallback(options);
-    return this.#exclusive(() => this.#catchUp(onProgress));
+    return this.#context.track(this.#exclusive(() => this.#catchUp(onProgress)));
   }
 
   async #catchUp(onProgress?: (position: number, head: number) => void): Promise<CatchUpResult> {
@@ -147,6 +151,7 @@ export class StoredProjection<State> implements Projection<State> {
     let position = this.#position(store);
     const result: CatchUpResult = { from: position + 1, to: position, actions: 0, replayed: 0 };
     while (position < head) {
+      this.#context.store(); // LogClosedError once close() has begun: stop between batches.
       const batch = this.#computeBatch(store, position, head);
       const committed = await store.root.transaction(() => {
         if (this.#position(store) !== position) return false;
@@ -267,7 +272,7 @@ export class StoredProjection<State> implements Projection<State> {
 
   rebuild(options: ProgressOptions = {}): Promise<CatchUpResult> {
     const onProgress = progressCallback(options);
-    return this.#exclusive(async () => {
+    return this.#context.track(this.#exclusive(async () => {
       await this.#context.ready();
       const store = this.#context.store();
       await store.root.transaction(() => {
@@ -277,7 +282,7 @@ export class StoredProjection<State> implements Projection<State> {
         }
       });
       return this.#catchUp(onProgress);
-    });
+    }));
   }
 
   follow(options: FollowOptions = {}): () => Promise<void> {
@@ -326,12 +331,16 @@ export class StoredProjection<State> implements Projection<State> {
         onError(error);
       }
     }, FOLLOW_POLL_MS);
-    run();
-    return async () => {
+    const stop = async (): Promise<void> => {
       stopped = true;
       clearInterval(poll);
       unsubscribe();
+      cancelOnClose();
       await running;
     };
+    // Closing the log ends the follow too, rather than leaving a timer polling a closed store.
+    const cancelOnClose = this.#context.onClose(stop);
+    run();
+    return stop;
   }
 }
