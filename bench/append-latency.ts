@@ -3,12 +3,22 @@
  * 10k-event store and on the shared 1M-event one, each on a probe aggregate with history and
  * with a base far behind the head (see `buildStore`), so each runs the conflict check from an
  * old base and succeeds. The two stores are measured alternately, sample by sample, so the
- * machine's other load hits both alike. Also printed: `conflicts(oldBase, probe)`, the index
- * lookup alone, without the commit that dominates an append's latency.
+ * machine's other load hits both alike.
+ *
+ * Alongside, on byte-for-byte copies of the two stores: raw LMDB writing the same event (same
+ * record, same index entries) in one awaited `root.transaction`, the mechanism `append` uses,
+ * so growth that LMDB itself shows (a deeper B-tree, more pages per commit) is told apart from
+ * coherence's. And `conflicts(oldBase, probe)`: the index lookup alone, without the commit that
+ * dominates an append's latency.
  */
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Log } from '../src/index.ts';
+import { recordHash } from '../src/log/record.ts';
+import { lastSeq, type Store } from '../src/log/store.ts';
 import {
-  assertOk, buildStore, emit, makeAction, makeActions, note, now, openBenchLog, quantile, round, type Bench, type BuiltStore,
+  assertOk, buildStore, closeRawStore, emit, makeAction, makeActions, note, now, openBenchLog, openRawStore, preEncode, quantile,
+  rawPut, round, type Bench, type BenchContext, type BuiltStore,
 } from './support.ts';
 
 /** Probe aggregates per built store; each is used for one sample. */
@@ -22,6 +32,33 @@ interface Side {
   head: number;
   append: number[];
   conflicts: number[];
+  raw: RawSide;
+}
+
+interface RawSide {
+  store: Store;
+  head: number;
+  latency: number[];
+}
+
+/** A raw store on a copy of `built`'s file, taken while nothing has it open. */
+function rawCopy(context: BenchContext, built: BuiltStore): RawSide {
+  const dir = context.tempDir();
+  copyFileSync(join(built.path, 'data.mdb'), join(dir, 'data.mdb'));
+  const store = openRawStore(dir);
+  return { store, head: lastSeq(store), latency: [] };
+}
+
+/** The raw write of probe `k`: encoded and chained untimed, then one awaited transaction. */
+async function sampleRaw(side: RawSide, k: number): Promise<void> {
+  const last = side.store.events.getBinary(side.head);
+  if (last === undefined) throw new Error(`bench: raw copy lacks event ${side.head}`);
+  const write = preEncode([probe(k)], Uint8Array.from(recordHash(last))).writes[0];
+  if (write === undefined) throw new Error('bench: nothing encoded');
+  const seq = ++side.head;
+  const started = now();
+  await side.store.root.transaction(() => rawPut(side.store, seq, write));
+  side.latency.push(now() - started);
 }
 
 async function warmUp(side: Side, count: number): Promise<void> {
@@ -62,24 +99,29 @@ export const appendLatency: Bench = {
   description: 'single-append latency (p50, p99) on a 1M-event store vs a 10k-event store',
   async run(context) {
     const big = await context.bigStore();
-    note(`append-latency: building the ${SMALL_EVENTS}-event store`);
+    note(`append-latency: building the ${SMALL_EVENTS}-event store, copying both for raw`);
     const small = await buildStore(context.tempDir(), SMALL_EVENTS, PROBES);
+    const raws = [rawCopy(context, small), rawCopy(context, big)] as const;
     const smallLog = await openBenchLog(small.path);
     // The fixture builder writes raw; coherence's own verify() vouches for what it wrote.
     const verified = await smallLog.verify();
     if (!verified.ok) throw new Error(`bench setup: the built store fails verify() at ${verified.seq}: ${verified.reason}`);
     const sides: [Side, Side] = [
-      { store: small, log: smallLog, head: small.events, append: [], conflicts: [] },
-      { store: big, log: await openBenchLog(big.path), head: big.events, append: [], conflicts: [] },
+      { store: small, log: smallLog, head: small.events, append: [], conflicts: [], raw: raws[0] },
+      { store: big, log: await openBenchLog(big.path), head: big.events, append: [], conflicts: [], raw: raws[1] },
     ];
     try {
       note(`append-latency: warm-up, then ${PROBES} samples per store`);
       for (const side of sides) side.head = await side.log.head();
       for (const side of sides) await warmUp(side, 200);
+      for (const side of sides) for (let k = 0; k < 50; k++) await sampleRaw(side.raw, PROBES + k);
+      for (const side of sides) side.raw.latency.length = 0;
       for (let k = 0; k < PROBES; k++) {
         const [first, second] = k % 2 === 0 ? sides : [sides[1], sides[0]];
         await sampleAppend(first, k);
         await sampleAppend(second, k);
+        await sampleRaw(second.raw, k);
+        await sampleRaw(first.raw, k);
       }
       for (let k = 0; k < PROBES; k++) {
         const [first, second] = k % 2 === 0 ? sides : [sides[1], sides[0]];
@@ -88,6 +130,7 @@ export const appendLatency: Bench = {
       }
     } finally {
       for (const side of sides) await side.log.close();
+      for (const raw of raws) await closeRawStore(raw.store);
     }
     context.remove(small.path);
     const [s, b] = sides;
@@ -95,6 +138,8 @@ export const appendLatency: Bench = {
     const bigAppend = figures(b.append, 1, 3);
     const p50Ratio = quantile(b.append, 0.5) / quantile(s.append, 0.5);
     const p99Ratio = quantile(b.append, 0.99) / quantile(s.append, 0.99);
+    const rawSmall = s.raw.latency;
+    const rawBig = b.raw.latency;
     emit({
       bench: 'append-latency',
       samples: PROBES,
@@ -106,6 +151,10 @@ export const appendLatency: Bench = {
       big_ms: bigAppend,
       p50_ratio: round(p50Ratio, 3),
       p99_ratio: round(p99Ratio, 3),
+      raw_small_ms: figures(rawSmall, 1, 3),
+      raw_big_ms: figures(rawBig, 1, 3),
+      raw_p50_ratio: round(quantile(rawBig, 0.5) / quantile(rawSmall, 0.5), 3),
+      raw_p99_ratio: round(quantile(rawBig, 0.99) / quantile(rawSmall, 0.99), 3),
       conflicts_small_us: figures(s.conflicts, 1000, 1),
       conflicts_big_us: figures(b.conflicts, 1000, 1),
       target: `p50 and p99 at ${b.store.events} <= ${TARGET}x at ${s.store.events}`,

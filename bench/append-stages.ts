@@ -79,7 +79,7 @@ export const appendStages: Bench = {
   name: 'append-stages',
   description: 'where an append spends its time, per stage (µs per event)',
   async run(context) {
-    const count = context.scaled(50_000, 5_000);
+    const count = context.scaled(30_000, 5_000);
     const size = 1000;
     const actions = makeActions(count);
     const batches = chunk(actions, size);
