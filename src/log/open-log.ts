@@ -169,7 +169,6 @@ class LmdbLog implements Log {
     return (seq, body) => toLogEvent(seq, body, reveal);
   }
 
-
   #load = (seq: number): LogEvent => {
     const record = this.#store.events.getBinary(seq);
     if (record === undefined) throw new CorruptLogError(`event ${seq}: indexed but missing`);

@@ -54,7 +54,10 @@ export function databases(store: Store): [string, Database<Buffer, Key>][] {
 /** Opens (creating when missing) the store at `path` and checks its format version. */
 export function openStore(path: string): Store {
   // noSubdir: false, or lmdb-js takes a directory named like `shop.v2` for a file name.
-  const root = open<Buffer, Key>({ path, noSubdir: false, maxDbs: 16, encoding: 'binary', cache: false });
+  // overlappingSync: false (lmdb-js turns it on by default on Linux): a commit is then synced
+  // before its promise resolves, so an acknowledged append survives power loss, not only a
+  // killed process. Concurrent appends still share one commit and one sync.
+  const root = open<Buffer, Key>({ path, noSubdir: false, overlappingSync: false, maxDbs: 16, encoding: 'binary', cache: false });
   const db = <K extends Key>(name: string) => root.openDB<Buffer, K>({ name, encoding: 'binary', cache: false });
   const store: Store = {
     root,
