@@ -30,6 +30,9 @@ const BENCHES: readonly Bench[] = [
   appendLatency,
 ];
 
+/** A bad command line: reported as one line, exit code 2. */
+class UsageError extends Error {}
+
 function parseArgs(argv: readonly string[]): { names: string[]; scale: number } {
   let scale = process.env.BENCH_SCALE === undefined ? 1 : Number(process.env.BENCH_SCALE);
   const names: string[] = [];
@@ -39,12 +42,12 @@ function parseArgs(argv: readonly string[]): { names: string[]; scale: number } 
     else if (arg === '--help' || arg === '-h') {
       process.stderr.write(`usage: npm run bench [-- [--quick|--scale=x] [name ...]]\nbenchmarks:\n${BENCHES.map((b) => `  ${b.name.padEnd(18)} ${b.description}`).join('\n')}\n`);
       process.exit(0);
-    } else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}; try --help`);
+    } else if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}; try --help`);
     else names.push(arg);
   }
-  if (!Number.isFinite(scale) || scale <= 0) throw new Error(`expected a positive scale, got ${String(scale)}`);
+  if (!Number.isFinite(scale) || scale <= 0) throw new UsageError(`expected a positive scale, got ${String(scale)}`);
   const known = new Set(BENCHES.map((b) => b.name));
-  for (const name of names) if (!known.has(name)) throw new Error(`unknown benchmark ${name}; one of ${[...known].join(', ')}`);
+  for (const name of names) if (!known.has(name)) throw new UsageError(`unknown benchmark ${name}; one of ${[...known].join(', ')}`);
   return { names, scale };
 }
 
@@ -92,6 +95,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 main().catch((error: unknown) => {
   removeAllDirs();
+  if (error instanceof UsageError) {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);
 });
