@@ -2,16 +2,17 @@
  * Where an append's time goes, in microseconds per event: not a target, a map for whoever works
  * on closing a gap. Each stage is run alone on the same workload, best of a few repetitions:
  *
- *   validate      prepareEvents (the boundary checks)
- *   encode        encodeEvents (positional body, msgpack, record buffer)
- *   hash          sealRecord over the batch (the SHA-256 chain)
- *   txn_*         inside one root.transaction per batch, on pre-encoded events:
- *                 coherence's appendInTransaction vs the raw puts of the same events
- *
- * for batches of 1000 (base = head: no conflict check) and for single-event appends whose base is
- * behind the head (the conflict check runs), the latter as 1000 appends inside one transaction, as
- * lmdb-js runs 1000 concurrent `append`s. `check_*` time the reads the single-event path makes in a write
- * transaction: the head (a reverse cursor), the two conflict range scans, the previous record.
+ *   validate                 prepareEvents (the boundary checks and copies)
+ *   encode                   encodeEvents (positional body, msgpack, record buffer)
+ *   hash                     sealRecord over the batch (the SHA-256 chain)
+ *   batch1000_txn_*          one root.transaction per 1000 pre-encoded events, base = head (no
+ *                            conflict check): coherence's appendInTransaction vs the raw puts
+ *   single_txn_*             the same for single-event appends whose base is behind the head (the
+ *                            conflict check runs), 1000 of them per transaction, as lmdb-js runs
+ *                            1000 concurrent `append`s
+ *   single_check_*           the reads the single-event path makes in a write transaction, alone:
+ *                            the head (a reverse cursor), the two conflict range scans, the
+ *                            previous record (for the hash chain)
  */
 import { appendInTransaction, conflictingSeqs, encodeEvents, type EncodedEvent } from '../src/log/append.ts';
 import { decodeEvent, GENESIS_HASH, sealRecord } from '../src/log/record.ts';
