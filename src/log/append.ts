@@ -9,12 +9,10 @@ import { patchesAreDisjoint } from './merge.ts';
 import { bodyLength, encodeBody, GENESIS_HASH, packr, recordHash, sealRecord, toBody } from './record.ts';
 import { EMPTY, indexedSeqs, indexKey, lastSeq, type Store } from './store.ts';
 
-/** An event ready to be written: its record (hash not yet sealed) and its public form. */
+/** An event ready to be written: its record (hash not yet sealed) and what it was made from. */
 export interface EncodedEvent {
   prepared: PreparedEvent;
   record: Buffer;
-  /** What the caller sees of the event once it has a seq (plaintext values). */
-  toEvent(seq: number): LogEvent;
 }
 
 /** Reads a stored event for a conflict report, decrypting as readers do. */
@@ -33,10 +31,11 @@ export function encodeEvents(prepared: readonly PreparedEvent[], maxEventBytes: 
     if (size > maxEventBytes) {
       throw new InvalidEventError(index, '', `expected an event of at most ${maxEventBytes} bytes encoded (maxEventBytes), got ${size} bytes`);
     }
-    return { prepared: event, record, toEvent: (seq) => toPublicEvent(event, seq) };
+    return { prepared: event, record };
   });
 }
 
+/** What the caller sees of an event once it has a seq (plaintext values). */
 function toPublicEvent(event: PreparedEvent, seq: number): LogEvent {
   const timestamp = new Date(event.timestamp);
   if (event.type === 'effect') {
@@ -72,7 +71,7 @@ export function conflictingSeqs(store: Store, aggregate: Identity, base: number,
 export function appendInTransaction(store: Store, batch: readonly EncodedEvent[], options: PreparedAppendOptions, load: EventLoader): AppendResult {
   const head = lastSeq(store);
   if (options.base > head) return { status: 'invalid-base', head };
-  const ours = batch.map((event, i) => event.toEvent(head + 1 + i));
+  const ours = batch.map((event, i) => toPublicEvent(event.prepared, head + 1 + i));
   const conflicts = options.base < head ? findConflicts(store, batch, ours, options, load) : [];
   if (conflicts.length > 0) {
     const conflicting = new Set(conflicts.map((c) => c.ours.seq));
@@ -114,7 +113,7 @@ function findConflicts(store: Store, batch: readonly EncodedEvent[], ours: reado
 export function writeUnchecked(store: Store, batch: readonly EncodedEvent[]): LogEvent[] {
   const head = lastSeq(store);
   write(store, batch, head);
-  return batch.map((event, i) => event.toEvent(head + 1 + i));
+  return batch.map((event, i) => toPublicEvent(event.prepared, head + 1 + i));
 }
 
 function write(store: Store, batch: readonly EncodedEvent[], head: number): void {
@@ -125,6 +124,7 @@ function write(store: Store, batch: readonly EncodedEvent[], head: number): void
     previousHash = recordHash(last);
   }
   let seq = head;
+  const packed = new Map<string, Buffer>();
   for (const { prepared, record } of batch) {
     seq++;
     previousHash = sealRecord(record, previousHash);
@@ -132,7 +132,9 @@ function write(store: Store, batch: readonly EncodedEvent[], head: number): void
     if (prepared.type === 'action') {
       store.byAggregate.put(indexKey(prepared.aggregate, seq), EMPTY);
       if (prepared.triggers.length > 0) {
-        const aggregate = packr.pack(prepared.aggregate);
+        const key = identityKey(prepared.aggregate);
+        let aggregate = packed.get(key);
+        if (aggregate === undefined) packed.set(key, (aggregate = packr.pack(prepared.aggregate)));
         for (const trigger of prepared.triggers) store.byTrigger.put(indexKey(trigger, seq), aggregate);
       }
     } else {

@@ -219,28 +219,23 @@ class LmdbLog implements Log {
     if (this.#closed) throw new LogClosedError();
     const prepared = prepareReadOptions(options);
     const decode = prepared.raw ? this.#decoder(true) : this.#decode;
-    return {
-      [Symbol.asyncIterator]: () => {
-        let events: Generator<LogEvent> | undefined;
-        return {
-          next: async () => {
-            if (this.#closed) {
-              events?.return(undefined);
-              throw new LogClosedError('the log was closed while reading');
-            }
-            if (events === undefined) {
-              await this.#beginRead();
-              events = readEvents(this.#store, prepared, decode);
-            }
-            return events.next();
-          },
-          return: async () => {
-            events?.return(undefined);
-            return { done: true, value: undefined };
-          },
-        };
-      },
+    const events = async function* (log: LmdbLog): AsyncGenerator<LogEvent> {
+      await log.#beginRead();
+      const stream = readEvents(log.#store, prepared, decode);
+      try {
+        for (;;) {
+          // Checked before touching the store again: the reader may have awaited a close().
+          if (log.#closed) throw new LogClosedError('the log was closed while reading');
+          const next = stream.next();
+          if (next.done === true) return;
+          yield next.value;
+        }
+      } finally {
+        stream.return(undefined);
+      }
     };
+    // Each iteration starts its own stream from the latest commit.
+    return { [Symbol.asyncIterator]: () => events(this) };
   }
 
   async conflicts(base: number, aggregate: Identity): Promise<LogEvent[]> {

@@ -14,12 +14,14 @@ export function parsePointer(pointer: unknown): string[] | string {
   if (pointer === '') return [];
   if (pointer[0] !== '/') return `expected a JSON Pointer starting with "/", got ${JSON.stringify(pointer)}`;
   const raw = pointer.slice(1).split('/');
+  // Most pointers have no escapes: skip the unescaping work for them (it is on the append path).
+  const escaped = pointer.includes('~');
   const segments: string[] = [];
   for (const segment of raw) {
-    if (/~(?![01])/.test(segment)) {
+    if (escaped && /~(?![01])/.test(segment)) {
       return `expected "~" to be escaped as "~0" or "~1", got ${JSON.stringify(pointer)}`;
     }
-    const unescaped = segment.replaceAll('~1', '/').replaceAll('~0', '~');
+    const unescaped = escaped ? segment.replaceAll('~1', '/').replaceAll('~0', '~') : segment;
     if (FORBIDDEN_SEGMENTS.has(unescaped)) {
       return `expected no "${unescaped}" segment (it could reach an object prototype), got ${JSON.stringify(pointer)}`;
     }
