@@ -117,7 +117,8 @@ function copyJson(value: unknown, path: string, depth: number, ancestors: Set<ob
       return value;
     case 'number':
       if (!Number.isFinite(value)) throw new Problem(path, `expected a JSON value, got ${describe(value)}`);
-      return value;
+      // JSON has no negative zero (JSON.stringify(-0) is "0"), and neither does the store.
+      return value === 0 ? 0 : value;
     case 'object':
       break;
     default:
