@@ -15,6 +15,9 @@ import { appendConcurrent } from './append-concurrent.ts';
 import { appendDurable } from './append-durable.ts';
 import { appendLatency, PROBES } from './append-latency.ts';
 import { appendStages } from './append-stages.ts';
+import { encryptedAppend } from './encrypted-append.ts';
+import { encryptedRead } from './encrypted-read.ts';
+import { projectionBenches } from './projection-catchup.ts';
 import { open } from './open.ts';
 import { read } from './read.ts';
 import { buildStore, emit, makeTempDir, note, removeAllDirs, removeDir, type Bench, type BenchContext, type BuiltStore } from './support.ts';
@@ -28,6 +31,9 @@ const BENCHES: readonly Bench[] = [
   open,
   read,
   appendLatency,
+  encryptedAppend,
+  encryptedRead,
+  ...projectionBenches,
 ];
 
 /** A bad command line: reported as one line, exit code 2. */
