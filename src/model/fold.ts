@@ -36,6 +36,25 @@ function copyPath(root: Container, segments: readonly string[], copied: Set<unkn
 }
 
 /**
+ * The common case done directly: `add`, or `replace` of an existing member, on a member of a
+ * plain object (the parent already copied by copyPath). Returns false to leave anything else
+ * (arrays, the root, a missing parent or member) to fast-json-patch, which is ten times slower.
+ */
+function setMember(root: Container, path: readonly string[], value: unknown, mustExist: boolean): boolean {
+  if (path.length === 0) return false;
+  let parent: unknown = root;
+  for (let i = 0; i < path.length - 1; i++) {
+    if (!isContainer(parent) || Array.isArray(parent)) return false;
+    parent = (parent as Record<string, unknown>)[path[i] as string];
+  }
+  if (!isContainer(parent) || Array.isArray(parent) || Object.getPrototypeOf(parent) !== Object.prototype) return false;
+  const key = path[path.length - 1] as string;
+  if (mustExist && !Object.hasOwn(parent, key)) return false;
+  (parent as Record<string, unknown>)[key] = value;
+  return true;
+}
+
+/**
  * Applies a patch as one unit, as RFC 6902 section 5 asks: if any operation fails (a `test`
  * that does not hold, a path that cannot be resolved), the state is returned unchanged.
  * `state` itself is never mutated: the containers along each written path are copied first
@@ -52,7 +71,10 @@ export function applyPatchAtomic(state: unknown, patch: readonly Operation[]): u
     for (const op of patch) {
       if (isContainer(doc)) {
         const path = parsePointer(op.path);
-        if (typeof path !== 'string') copyPath(doc, path, copied);
+        if (typeof path !== 'string') {
+          copyPath(doc, path, copied);
+          if ((op.op === 'add' || op.op === 'replace') && setMember(doc, path, op.value, op.op === 'replace')) continue;
+        }
         if (op.op === 'move') {
           const from = parsePointer(op.from);
           if (typeof from !== 'string') copyPath(doc, from, copied);
