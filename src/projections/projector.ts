@@ -22,6 +22,8 @@ import type { CatchUpResult, Projection, ProjectionOptions } from './projection.
 
 /** Events per batch: bounds memory and how long one write transaction holds the lock. */
 const BATCH_EVENTS = 5_000;
+/** Aggregate states kept in memory between the batches of one catch-up. */
+const STATE_CACHE_ENTRIES = 50_000;
 /** How often `follow` looks at the head for appends from other processes. */
 const FOLLOW_POLL_MS = 50;
 const POSITION = 0;
@@ -150,9 +152,12 @@ export class StoredProjection<State> implements Projection<State> {
     const head = lastSeq(store);
     let position = this.#position(store);
     const result: CatchUpResult = { from: position + 1, to: position, actions: 0, replayed: 0 };
+    // States written by one batch, kept for the next so hot aggregates are not read back from
+    // LMDB every batch; dropped whenever anyone else may have moved the projection.
+    const cache = new Map<string, Entry<State>>();
     while (position < head) {
       this.#context.store(); // LogClosedError once close() has begun: stop between batches.
-      const batch = this.#computeBatch(store, position, head);
+      const batch = this.#computeBatch(store, position, head, cache);
       const committed = await store.root.transaction(() => {
         if (this.#position(store) !== position) return false;
         this.#write(store, batch.entries, batch.to);
@@ -164,6 +169,8 @@ export class StoredProjection<State> implements Projection<State> {
       }
       store.root.resetReadTxn();
       position = this.#position(store);
+      if (!committed || position !== batch.to || cache.size > STATE_CACHE_ENTRIES) cache.clear();
+      else for (const entry of cache.values()) entry.changed = entry.refolded = false;
       onProgress?.(Math.min(position, head), head);
     }
     result.to = Math.max(position, result.to);
@@ -171,8 +178,7 @@ export class StoredProjection<State> implements Projection<State> {
   }
 
   /** Folds the events after `position` (at most one batch of them) in memory. */
-  #computeBatch(store: Store, position: number, head: number) {
-    const entries = new Map<string, Entry<State>>();
+  #computeBatch(store: Store, position: number, head: number, entries: Map<string, Entry<State>>) {
     const entry = (aggregate: Identity): Entry<State> => {
       const key = identityKey(aggregate);
       let found = entries.get(key);
