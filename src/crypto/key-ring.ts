@@ -214,8 +214,9 @@ export class KeyRing implements Keys {
     const now = this.#settings.clock();
     const expiresAt = this.#settings.keyTtl === undefined ? null : expiryAfter(now, this.#settings.keyTtl, 'options.keyTtl');
     const prepared = keys.map((id) => {
-      if (this.#read(id) !== undefined) {
-        const wrapped = this.assertUsable(id);
+      const record = this.#read(id);
+      if (record !== undefined) {
+        const wrapped = this.assertUsable(id, record);
         return { id, key: this.#unwrap(id, wrapped), wrapped, fresh: false };
       }
       const key = Uint8Array.from(randomBytes(KEY_BYTES));
@@ -228,7 +229,7 @@ export class KeyRing implements Keys {
         prepared.every(({ id, wrapped, fresh }) => {
           if (!fresh) return this.assertUsable(id).equals(wrapped);
           const record = this.#read(id);
-          if (record !== undefined && record[2] !== null) this.assertUsable(id);
+          if (record !== undefined && record[2] !== null) this.assertUsable(id, record);
           return record === undefined;
         }),
       commit: () => {
@@ -241,8 +242,7 @@ export class KeyRing implements Keys {
    * Checks, inside the append transaction, that a key is still live; returns its wrapped bytes.
    * @throws KeyDestroyedError when it is destroyed or expired.
    */
-  assertUsable(key: Identity): Buffer {
-    const record = this.#read(key);
+  assertUsable(key: Identity, record: KeyRecord | undefined = this.#read(key)): Buffer {
     if (record === undefined) throw new KeyDestroyedError(`key ${JSON.stringify(key)} does not exist any more`);
     if (record[2] !== null || record[4] === null) throw new KeyDestroyedError(`key ${JSON.stringify(key)} was destroyed (${record[3] ?? 'shredded'}); keys are never reused`);
     if (record[1] !== null && record[1] <= this.#settings.clock()) throw new KeyDestroyedError(`key ${JSON.stringify(key)} expired at ${new Date(record[1]).toISOString()}; keys are never reused`);

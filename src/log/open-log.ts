@@ -4,15 +4,15 @@ import { openValue, toEnvelope } from '../crypto/envelope.ts';
 import { KeyRing, parseDuration, parseMasterKey, unlockStore } from '../crypto/key-ring.ts';
 import type { Keys } from '../crypto/keys.ts';
 import { batchKeys, sealBatch } from '../crypto/seal-batch.ts';
-import { CorruptLogError, InvalidArgumentError, LogClosedError } from '../errors.ts';
+import { InvalidArgumentError, LogClosedError } from '../errors.ts';
 import { applyPatchAtomic } from '../model/fold.ts';
 import { describe } from '../model/json-pointer.ts';
 import type { AppendOptions, AppendResult, Identity, LogEvent, NewEvent, ReadOptions, VerifyResult } from '../model/types.ts';
-import { isPlainObject, prepareAppendOptions, prepareEvents, prepareIdentity, prepareReadOptions, prepareSeq } from '../model/validate.ts';
+import { isPlainObject, prepareAppendOptions, prepareCallback, prepareEvents, prepareIdentity, prepareReadOptions, prepareSeq } from '../model/validate.ts';
 import { appendInTransaction, conflictingSeqs, encodeEvents } from './append.ts';
 import { assertAlone, compactStore } from './compact.ts';
 import type { Log, OpenLogOptions } from './log.ts';
-import { readEvents, type BodyDecoder } from './read.ts';
+import { loadEvent, readEvents, type BodyDecoder } from './read.ts';
 import { decodeBody, toLogEvent, type Revealer } from './record.ts';
 import { indexedSeqs, lastSeq, openStore, type Store } from './store.ts';
 import type { Projection, ProjectionOptions } from '../projections/projection.ts';
@@ -58,13 +58,6 @@ function prepareOpenOptions(options: unknown): Settings {
     autoExpire: autoExpire === true,
     maxEventBytes: maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
   };
-}
-
-function optionalCallback<T extends object>(options: T, name: keyof T & string): ((...args: number[]) => void) | undefined {
-  if (!isPlainObject(options)) throw new InvalidArgumentError(`options: expected { ${name}? }, got ${describe(options)}`);
-  const value = options[name];
-  if (value !== undefined && typeof value !== 'function') throw new InvalidArgumentError(`options.${name}: expected a function, got ${describe(value)}`);
-  return value as ((...args: number[]) => void) | undefined;
 }
 
 class LmdbLog implements Log {
@@ -169,11 +162,7 @@ class LmdbLog implements Log {
     return (seq, body) => toLogEvent(seq, body, reveal);
   }
 
-  #load = (seq: number): LogEvent => {
-    const record = this.#store.events.getBinary(seq);
-    if (record === undefined) throw new CorruptLogError(`event ${seq}: indexed but missing`);
-    return this.#decode(seq, decodeBody(record, seq));
-  };
+  #load = (seq: number): LogEvent => loadEvent(this.#store, seq, this.#decode);
 
   async append(events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
     if (this.#closed) throw new LogClosedError();
@@ -259,7 +248,7 @@ class LmdbLog implements Log {
   }
 
   async verify(options: { onProgress?: (seq: number, head: number) => void } = {}): Promise<VerifyResult> {
-    const onProgress = optionalCallback(options, 'onProgress');
+    const onProgress = prepareCallback<(done: number, total: number) => void>(options, 'onProgress');
     await this.#beginRead();
     return verifyStore(this.#store, onProgress);
   }
@@ -270,7 +259,7 @@ class LmdbLog implements Log {
   }
 
   async compact(options: { onProgress?: (copied: number, total: number) => void } = {}): Promise<void> {
-    const onProgress = optionalCallback(options, 'onProgress');
+    const onProgress = prepareCallback<(done: number, total: number) => void>(options, 'onProgress');
     await this.#beginRead();
     assertAlone(this.#store, this.#settings.path);
     const compaction = (async () => {

@@ -17,7 +17,8 @@ export function affectedBy(store: Store, seq: number): Identity[] {
   return packr.unpack(stored) as Identity[];
 }
 
-function matcher(options: PreparedReadOptions): ((aggregate: Identity) => boolean) | undefined {
+/** Whether an aggregate passes the `aggregates` and `kinds` filters; undefined when there are none. */
+export function aggregateMatcher(options: Pick<PreparedReadOptions, 'aggregates' | 'kinds'>): ((aggregate: Identity) => boolean) | undefined {
   const { aggregates, kinds } = options;
   if (aggregates === undefined && kinds === undefined) return undefined;
   const wanted = aggregates === undefined ? undefined : new Set(aggregates.map(identityKey));
@@ -63,13 +64,16 @@ function* mergeAscending(sources: Iterator<number>[]): Generator<number> {
  * The events `read` yields, in ascending seq: first the replayed actions (all before `from`),
  * then the stream from `from`, filtered. Records are decoded one at a time from LMDB cursors.
  */
+/** The event an index points at. @throws CorruptLogError when it is missing. */
+export function loadEvent(store: Store, seq: number, decode: BodyDecoder): LogEvent {
+  const record = store.events.getBinary(seq);
+  if (record === undefined) throw new CorruptLogError(`event ${seq}: indexed but missing`);
+  return decode(seq, decodeBody(record, seq));
+}
+
 export function* readEvents(store: Store, options: PreparedReadOptions, decode: BodyDecoder): Generator<LogEvent> {
-  const matches = matcher(options);
-  const load = (seq: number): LogEvent => {
-    const record = store.events.getBinary(seq);
-    if (record === undefined) throw new CorruptLogError(`event ${seq}: indexed but missing`);
-    return decode(seq, decodeBody(record, seq));
-  };
+  const matches = aggregateMatcher(options);
+  const load = (seq: number): LogEvent => loadEvent(store, seq, decode);
   if (options.replay) for (const seq of replaySeqs(store, options.from, matches)) yield load(seq);
   if (options.aggregates !== undefined) {
     const sources: Iterator<number>[] = [];

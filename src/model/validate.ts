@@ -4,7 +4,7 @@
  */
 import { InvalidArgumentError, InvalidEventError } from '../errors.ts';
 import { describe, parsePointer } from './json-pointer.ts';
-import type { AppendOptions, Identity, MergeMode, Operation, ReadOptions } from './types.ts';
+import type { Identity, MergeMode, Operation } from './types.ts';
 
 /** A validated action, normalised into fresh objects that share nothing mutable with the caller. */
 export interface PreparedAction {
@@ -388,6 +388,17 @@ export function prepareReadOptions(options: unknown): PreparedReadOptions {
   } catch (e) {
     return argumentError('options', e);
   }
+}
+
+/**
+ * Validates an options object holding at most an optional function `name` (a progress callback).
+ * @throws InvalidArgumentError naming the option.
+ */
+export function prepareCallback<F extends (...args: never[]) => unknown>(options: unknown, name: string): F | undefined {
+  if (!isPlainObject(options)) throw new InvalidArgumentError(`options: expected { ${name}? }, got ${describe(options)}`);
+  const value = options[name];
+  if (value !== undefined && typeof value !== 'function') throw new InvalidArgumentError(`options.${name}: expected a function, got ${describe(value)}`);
+  return value as F | undefined;
 }
 
 export { identityKey, isPlainObject };

@@ -13,10 +13,10 @@
 import { InvalidArgumentError, ProjectionError } from '../errors.ts';
 import { applyPatchAtomic } from '../model/fold.ts';
 import { describe } from '../model/json-pointer.ts';
-import type { ActionEvent, Identity, LogEvent } from '../model/types.ts';
-import { identityKey, isPlainObject, prepareIdentity, prepareReadOptions, prepareSeq } from '../model/validate.ts';
-import { affectedBy, readEvents, type BodyDecoder } from '../log/read.ts';
-import { decodeBody, packr } from '../log/record.ts';
+import type { ActionEvent, Identity } from '../model/types.ts';
+import { identityKey, isPlainObject, prepareCallback, prepareIdentity, prepareReadOptions, prepareSeq } from '../model/validate.ts';
+import { affectedBy, aggregateMatcher, loadEvent, readEvents, type BodyDecoder } from '../log/read.ts';
+import { packr } from '../log/record.ts';
 import { indexedSeqs, lastSeq, type Store } from '../log/store.ts';
 import type { CatchUpResult, Projection, ProjectionOptions } from './projection.ts';
 
@@ -68,13 +68,6 @@ type FollowOptions = { onError?: (error: unknown) => void; onCatchUp?: (result: 
 
 type ProgressOptions = { onProgress?: (position: number, head: number) => void };
 
-function progressCallback(options: ProgressOptions): ProgressOptions['onProgress'] {
-  if (!isPlainObject(options as unknown) || (options.onProgress !== undefined && typeof options.onProgress !== 'function')) {
-    throw new InvalidArgumentError(`options.onProgress: expected a function, got ${describe(isPlainObject(options as unknown) ? options.onProgress : options)}`);
-  }
-  return options.onProgress;
-}
-
 function sameDefinition(a: Definition, b: Definition): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -87,6 +80,7 @@ export class StoredProjection<State> implements Projection<State> {
   readonly #context: ProjectionContext;
   readonly #definition: Definition;
   readonly #filter: ReturnType<typeof prepareReadOptions>;
+  readonly #matches: ((aggregate: Identity) => boolean) | undefined;
   readonly #init: (aggregate: Identity) => State;
   readonly #apply: (state: State, event: ActionEvent) => State;
   /** Serializes catch-ups and rebuilds of this object. */
@@ -103,6 +97,7 @@ export class StoredProjection<State> implements Projection<State> {
     }
     const from = options.from === undefined ? 1 : prepareSeq(options.from, 'options.from', 1);
     this.#filter = prepareReadOptions({ from, replay: false, kinds: options.kinds, aggregates: options.aggregates });
+    this.#matches = aggregateMatcher(this.#filter);
     this.name = name;
     this.#context = context;
     this.#definition = {
@@ -118,12 +113,6 @@ export class StoredProjection<State> implements Projection<State> {
     const run = this.#queue.then(work, work);
     this.#queue = run.catch(() => {});
     return run;
-  }
-
-  #matches(aggregate: Identity): boolean {
-    const { kinds, aggregates } = this.#definition;
-    if (kinds !== null && !kinds.includes(aggregate[0])) return false;
-    return aggregates === null || aggregates.some((a) => a[0] === aggregate[0] && a[1] === aggregate[1]);
   }
 
   #readMeta(store: Store): Meta | undefined {
@@ -142,7 +131,7 @@ export class StoredProjection<State> implements Projection<State> {
   }
 
   catchUp(options: ProgressOptions = {}): Promise<CatchUpResult> {
-    const onProgress = progressCallback(options);
+    const onProgress = prepareCallback<NonNullable<ProgressOptions['onProgress']>>(options, 'onProgress');
     return this.#context.track(this.#exclusive(() => this.#catchUp(onProgress)));
   }
 
@@ -202,11 +191,11 @@ export class StoredProjection<State> implements Projection<State> {
         actions++;
       } else {
         for (const aggregate of affectedBy(store, event.seq)) {
-          if (!this.#matches(aggregate)) continue;
+          if (this.#matches !== undefined && !this.#matches(aggregate)) continue;
           const target = entry(aggregate);
           target.state = undefined;
           for (const seq of indexedSeqs(store.byAggregate, aggregate, 1, event.seq)) {
-            target.state = this.#fold(target.state, this.#load(store, seq) as ActionEvent);
+            target.state = this.#fold(target.state, loadEvent(store, seq, this.#context.decode) as ActionEvent);
             replayed++;
           }
           target.changed = true;
@@ -219,11 +208,6 @@ export class StoredProjection<State> implements Projection<State> {
       }
     }
     return { entries, to, actions, replayed };
-  }
-
-  #load(store: Store, seq: number): LogEvent {
-    const record = store.events.getBinary(seq) as Buffer;
-    return this.#context.decode(seq, decodeBody(record, seq));
   }
 
   #fold(state: State | undefined, event: ActionEvent): State {
@@ -277,7 +261,7 @@ export class StoredProjection<State> implements Projection<State> {
   }
 
   rebuild(options: ProgressOptions = {}): Promise<CatchUpResult> {
-    const onProgress = progressCallback(options);
+    const onProgress = prepareCallback<NonNullable<ProgressOptions['onProgress']>>(options, 'onProgress');
     return this.#context.track(this.#exclusive(async () => {
       await this.#context.ready();
       const store = this.#context.store();
