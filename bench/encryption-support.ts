@@ -18,7 +18,7 @@ import { KeyRing, unlockStore } from '../src/crypto/key-ring.ts';
 import { openValue } from '../src/crypto/envelope.ts';
 import { decodeBody, type ActionBody } from '../src/log/record.ts';
 import {
-  assertOk, buildStore, closeRawStore, emit, fixedClock, makeTempDir, note, now, openRawStore, removeAllDirs, removeDir, round,
+  assertOk, buildStore, closeRawStore, emit, fixedClock, makeTempDir, note, now, openRawStore, removeAllDirs, removeDir, round, text, WORDS,
   type Bench, type BenchContext, type BuiltStore,
 } from './support.ts';
 
@@ -38,17 +38,6 @@ export function openKeyedLog(path: string): Promise<Log> {
 // ---------------------------------------------------------------------------------------------
 // The workload
 
-const WORDS = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima', 'mike', 'november'];
-
-function text(seed: number, length: number): string {
-  let s = '';
-  let x = (seed * 2654435761) >>> 0;
-  while (s.length < length) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    s += `${WORDS[x % WORDS.length] as string} `;
-  }
-  return s.slice(0, length);
-}
 
 /** The 32-byte value (32 ASCII characters) of event `i`. */
 export function secretValue(i: number): string {

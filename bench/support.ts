@@ -105,9 +105,11 @@ export function removeAllDirs(): void {
 export const FIXED_TIME = new Date('2025-01-01T00:00:00.000Z');
 export const fixedClock = (): Date => FIXED_TIME;
 
-const WORDS = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima', 'mike', 'november'];
+/** Words that filler text is made of. */
+export const WORDS = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima', 'mike', 'november'];
 
-function text(seed: number, length: number): string {
+/** Deterministic filler text of `length` characters. */
+export function text(seed: number, length: number): string {
   let s = '';
   let x = (seed * 2654435761) >>> 0;
   while (s.length < length) {
