@@ -6,7 +6,7 @@
  * in one go and overlaps coherence's validation and encoding with the commit before.
  */
 import type { Log, NewAction } from '../src/index.ts';
-import type { Store } from '../src/log/store.ts';
+import type { Store } from '../src/storage/lmdb/layout.ts';
 import {
   assertOk, assertSameRecords, chunk, closeRawStore, emit, makeActions, median, note, now, openBenchLog, openRawStore,
   patchBytes, preEncode, rawPut, round, type Bench, type BenchContext, type RawWrite,

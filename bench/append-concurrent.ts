@@ -6,7 +6,7 @@
  * 1000 concurrent sets of plain async puts (which lmdb-js batches into one transaction).
  */
 import type { Log, NewAction } from '../src/index.ts';
-import { EMPTY, type Store } from '../src/log/store.ts';
+import { EMPTY, type Store } from '../src/storage/lmdb/layout.ts';
 import {
   assertOk, assertSameRecords, closeRawStore, emit, makeActions, median, note, now, openBenchLog, openRawStore, preEncode,
   rawPut, round, type Bench, type RawWrite,

@@ -8,7 +8,7 @@
  * contention from the machine's other users lands on all three alike; a commit here is an fsync.
  */
 import type { Log, NewAction } from '../src/index.ts';
-import type { Store } from '../src/log/store.ts';
+import type { Store } from '../src/storage/lmdb/layout.ts';
 import {
   assertOk, assertSameRecords, closeRawStore, emit, makeActions, note, now, openBenchLog, openRawStore, preEncode, quantile,
   rawPut, round, type Bench, type RawWrite,

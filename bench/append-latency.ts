@@ -15,7 +15,7 @@ import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Log } from '../src/index.ts';
 import { recordHash } from '../src/log/record.ts';
-import { lastSeq, type Store } from '../src/log/store.ts';
+import { lastSeq, type Store } from '../src/storage/lmdb/layout.ts';
 import {
   assertOk, buildStore, closeRawStore, emit, makeAction, makeActions, note, now, openBenchLog, openRawStore, preEncode, quantile,
   rawPut, round, type Bench, type BenchContext, type BuiltStore,

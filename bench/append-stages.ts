@@ -5,8 +5,9 @@
  *   validate                 prepareEvents (the boundary checks and copies)
  *   encode                   encodeEvents (positional body, msgpack, record buffer)
  *   hash                     sealRecord over the batch (the SHA-256 chain)
- *   batch1000_txn_*          one root.transaction per 1000 pre-encoded events, base = head (no
- *                            conflict check): coherence's appendInTransaction vs the raw puts
+ *   batch1000_txn_*          one write transaction per 1000 pre-encoded events, base = head (no
+ *                            conflict check): coherence's decision and the LMDB engine's writes
+ *                            vs the raw puts
  *   single_txn_*             the same for single-event appends whose base is behind the head (the
  *                            conflict check runs), 1000 of them per transaction, as lmdb-js runs
  *                            1000 concurrent `append`s
@@ -14,9 +15,11 @@
  *                            the head (a reverse cursor), the two conflict range scans, the
  *                            previous record (for the hash chain)
  */
-import { appendInTransaction, conflictingSeqs, encodeEvents, type EncodedEvent } from '../src/log/append.ts';
-import { decodeEvent, GENESIS_HASH, sealRecord } from '../src/log/record.ts';
-import { lastSeq, type Store } from '../src/log/store.ts';
+import { decideAppend, encodeEvents, writeRequest, type EncodedEvent } from '../src/log/append.ts';
+import { GENESIS_HASH, sealRecord } from '../src/log/record.ts';
+import type { Storage } from '../src/storage/engine.ts';
+import { indexedSeqs, lastSeq, type Store } from '../src/storage/lmdb/layout.ts';
+import { lmdbEngine } from '../src/storage/lmdb/lmdb-engine.ts';
 import { prepareAppendOptions, prepareEvents } from '../src/model/validate.ts';
 import type { NewAction } from '../src/index.ts';
 import {
@@ -51,29 +54,50 @@ function encodeAll(actions: readonly NewAction[][]): EncodedEvent[][] {
   return actions.map((batch) => encodeEvents(prepareEvents(batch, FIXED_TIME.getTime()), MAX_EVENT_BYTES));
 }
 
-function loader(store: Store) {
-  return (seq: number) => {
-    const record = store.events.getBinary(seq);
-    if (record === undefined) throw new Error(`bench: event ${seq} missing`);
-    return decodeEvent(record, seq);
-  };
+/** A fresh store holding `seed`, through raw LMDB; returns its directory and head. */
+async function seeded(context: Parameters<Bench['run']>[0], seed: readonly RawWrite[][]): Promise<{ dir: string; head: number }> {
+  const dir = context.tempDir();
+  const store = openRawStore(dir);
+  let seq = 0;
+  for (const batch of seed) store.root.transactionSync(() => { for (const write of batch) rawPut(store, ++seq, write); });
+  await closeRawStore(store);
+  return { dir, head: seq };
 }
 
 /** Times `f(store)` on a fresh raw store that already holds `seed`, REPEAT times, in µs/event. */
 async function onFreshStore(context: Parameters<Bench['run']>[0], seed: readonly RawWrite[][], events: number, f: (store: Store, head: number) => Promise<void>): Promise<number> {
   let fastest = Infinity;
   for (let r = 0; r < REPEAT; r++) {
-    const dir = context.tempDir();
+    const { dir, head } = await seeded(context, seed);
     const store = openRawStore(dir);
-    let seq = 0;
-    for (const batch of seed) store.root.transactionSync(() => { for (const write of batch) rawPut(store, ++seq, write); });
     const started = now();
-    await f(store, seq);
+    await f(store, head);
     fastest = Math.min(fastest, now() - started);
     await closeRawStore(store);
     context.remove(dir);
   }
   return (fastest * 1000) / events;
+}
+
+/** The same through the LMDB engine's connection, as the log writes. */
+async function onFreshStorage(context: Parameters<Bench['run']>[0], seed: readonly RawWrite[][], events: number, f: (storage: Storage, head: number) => Promise<void>): Promise<number> {
+  let fastest = Infinity;
+  for (let r = 0; r < REPEAT; r++) {
+    const { dir, head } = await seeded(context, seed);
+    const storage = await lmdbEngine(dir).open();
+    const started = now();
+    await f(storage, head);
+    fastest = Math.min(fastest, now() - started);
+    await storage.close();
+    context.remove(dir);
+  }
+  return (fastest * 1000) / events;
+}
+
+/** One append of a pre-encoded batch as the log makes it: its decision inside the engine's write. */
+function appendEncoded(storage: Storage, batch: readonly EncodedEvent[], base: number) {
+  const options = prepareAppendOptions({ base });
+  return storage.write(writeRequest(batch, base), (view) => decideAppend(view, batch, options));
 }
 
 export const appendStages: Bench = {
@@ -101,11 +125,10 @@ export const appendStages: Bench = {
     });
 
     // Batches of 1000 on an empty store, base = head. (Records are sealed again on each run.)
-    const txnCoherence = await onFreshStore(context, [], count, async (store) => {
+    const txnCoherence = await onFreshStorage(context, [], count, async (storage) => {
       let head = 0;
       for (const batch of encoded) {
-        const options = prepareAppendOptions({ base: head });
-        await store.root.transaction(() => appendInTransaction(store, batch, options, loader(store)));
+        await appendEncoded(storage, batch, head);
         head += batch.length;
       }
     });
@@ -120,13 +143,13 @@ export const appendStages: Bench = {
     const singles = actions.slice(half * size).map((action) => [action]);
     const singleCount = singles.length;
     const encodedSingles = encodeAll(singles);
-    const singleCoherence = await onFreshStore(context, seed, singleCount, async (store, head) => {
+    const singleCoherence = await onFreshStorage(context, seed, singleCount, async (storage, head) => {
       // Each group of 1000 touches every aggregate once; its base is the head before it, so all
-      // but the first append of a group run the conflict check, and none conflicts.
+      // but the first append of a group run the conflict check, and none conflicts. Issued
+      // together, the appends of a group share one transaction, as lmdb-js runs them.
       let base = head;
       for (const group of chunk(encodedSingles, 1000)) {
-        const options = prepareAppendOptions({ base });
-        await store.root.transaction(() => { for (const batch of group) appendInTransaction(store, batch, options, loader(store)); });
+        await Promise.all(group.map((batch) => appendEncoded(storage, batch, base)));
         base += group.length;
       }
     });
@@ -148,7 +171,12 @@ export const appendStages: Bench = {
       const aggregates = makeActions(probes).map((a) => a.action.aggregate);
       await store.root.transaction(() => {
         checks.head = best(probes, () => { for (let i = 0; i < probes; i++) lastSeq(store); });
-        checks.scans = best(probes, () => { for (const aggregate of aggregates) conflictingSeqs(store, aggregate, base, new Set()); });
+        checks.scans = best(probes, () => {
+          for (const aggregate of aggregates) {
+            for (const _ of indexedSeqs(store.byAggregate, aggregate, base + 1));
+            for (const _ of indexedSeqs(store.effectsByAggregate, aggregate, base + 1));
+          }
+        });
         checks.previous = best(probes, () => { for (let i = 0; i < probes; i++) store.events.getBinary(seq); });
       });
       await closeRawStore(store);

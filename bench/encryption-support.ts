@@ -14,7 +14,8 @@
 import { pathToFileURL } from 'node:url';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { openLog, type Identity, type Log, type NewAction } from '../src/index.ts';
-import { KeyRing, unlockStore } from '../src/crypto/key-ring.ts';
+import { decodeKeyRecord, isLive } from '../src/crypto/key-record.ts';
+import { deriveKek, unwrapKey } from '../src/crypto/key-wrap.ts';
 import { openValue } from '../src/crypto/envelope.ts';
 import { decodeBody, type ActionBody } from '../src/log/record.ts';
 import {
@@ -196,13 +197,14 @@ export async function rawDecodePass(path: string): Promise<RawPass> {
 export async function rawDecryptPass(path: string): Promise<RawPass & { values: number }> {
   const store = openRawStore(path);
   try {
-    const kek = unlockStore(store, masterKey());
-    const ring = new KeyRing(() => store, { kek, keyTtl: undefined, clock: () => fixedClock().getTime(), maxEventBytes: 1 << 20, onWrite: () => {} });
+    const salt = store.meta.get('kek-salt');
+    if (salt === undefined) throw new Error('bench: the store has no key-encryption salt');
+    const kek = deriveKek(masterKey(), salt);
     const keys = new Map<string, Uint8Array>();
-    for (const { key } of store.keys.getRange()) {
+    for (const { key, value } of store.keys.getRange()) {
       const id = key as unknown as [string, string];
-      const material = ring.keyForDecryption(id);
-      if (material !== undefined) keys.set(`${id[0]}\u0000${id[1]}`, material);
+      const record = decodeKeyRecord(value);
+      if (isLive(record, fixedClock().getTime())) keys.set(`${id[0]}\u0000${id[1]}`, unwrapKey(kek, id, record.wrapped as Uint8Array));
     }
     let events = 0;
     let values = 0;
@@ -224,7 +226,6 @@ export async function rawDecryptPass(path: string): Promise<RawPass & { values: 
     }
     const seconds = (now() - started) / 1000;
     if (values > 0 && check === 0) throw new Error('bench: the raw decryption opened nothing');
-    ring.close();
     return { events, perS: events / seconds, values };
   } finally {
     await closeRawStore(store);

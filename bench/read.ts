@@ -11,7 +11,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { openLog } from '../src/index.ts';
-import { packr } from '../src/log/record.ts';
+import { packr } from '../src/model/msgpack.ts';
 import { closeRawStore, emit, median, memory, note, now, openRawStore, round, type Bench } from './support.ts';
 
 const TARGET = 0.7;

@@ -14,8 +14,9 @@ import { join } from 'node:path';
 import type { Key } from 'lmdb';
 import { openLog, type Identity, type Log, type NewAction } from '../src/index.ts';
 import { prepareEvents } from '../src/model/validate.ts';
-import { encodeBody, GENESIS_HASH, packr, sealRecord, toBody } from '../src/log/record.ts';
-import { EMPTY, openStore, type Store } from '../src/log/store.ts';
+import { encodeBody, GENESIS_HASH, sealRecord, toBody } from '../src/log/record.ts';
+import { packr } from '../src/model/msgpack.ts';
+import { EMPTY, openStore, type Store } from '../src/storage/lmdb/layout.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Results

@@ -11,7 +11,7 @@ import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { randomBytes } from 'node:crypto';
 import { CorruptLogError } from '../errors.ts';
 import type { Identity } from '../model/types.ts';
-import { packr } from '../log/record.ts';
+import { packr } from '../model/msgpack.ts';
 
 const ENVELOPE_VERSION = 1;
 const NONCE_BYTES = 24;

@@ -1,22 +1,26 @@
 /**
- * Append: the conflict check and the write of one batch, run inside one LMDB write transaction
- * so that no other writer, in this process or another, can come between them.
+ * Append: the conflict rules and the hash chain, decided inside the engine's write transaction
+ * so that no other writer, in this process or another, can come between the check and the write.
+ *
+ * Everything that can fail runs before the engine writes anything: validation and encoding
+ * before the transaction, the checks in `decide`, which returns the rows only when all passed.
  */
-import { CorruptLogError, InvalidEventError } from '../errors.ts';
+import { InvalidEventError } from '../errors.ts';
+import { batchKeys, sealBatch } from '../crypto/seal-batch.ts';
+import { expiryAfter } from '../model/duration.ts';
 import type { AppendResult, Conflict, Identity, LogEvent } from '../model/types.ts';
-import { identityKey, type PreparedAppendOptions, type PreparedEvent } from '../model/validate.ts';
+import { identityKey, prepareAppendOptions, prepareEvents, type PreparedAppendOptions, type PreparedEffect, type PreparedEvent } from '../model/validate.ts';
+import type { EventRow, KeyRow, WriteDecision, WriteRequest, WriteView } from '../storage/engine.ts';
+import { prepareBatchKeys, type BatchKeys } from './batch-keys.ts';
+import type { LogCore } from './log-core.ts';
 import { patchesAreDisjoint } from './merge.ts';
-import { bodyLength, encodeBody, GENESIS_HASH, packr, recordHash, sealRecord, toBody } from './record.ts';
-import { EMPTY, indexedSeqs, indexKey, lastSeq, type Store } from './store.ts';
+import { bodyLength, decodeEvent, encodeBody, GENESIS_HASH, recordHash, sealRecord, toBody } from './record.ts';
 
 /** An event ready to be written: its record (hash not yet sealed) and what it was made from. */
 export interface EncodedEvent {
   prepared: PreparedEvent;
   record: Buffer;
 }
-
-/** Reads a stored event for a conflict report, decrypting as readers do. */
-export type EventLoader = (seq: number) => LogEvent;
 
 /**
  * Encodes a batch before the write transaction starts, so that the transaction holds the write
@@ -50,109 +54,175 @@ function toPublicEvent(event: PreparedEvent, seq: number): LogEvent {
   };
 }
 
-/**
- * The seqs after `base`, not resolved, of every stored event an action on `aggregate` would
- * conflict with: its actions and the effects that affect it, ascending.
- */
-export function conflictingSeqs(store: Store, aggregate: Identity, base: number, resolved: ReadonlySet<number>): number[] {
-  const seqs: number[] = [];
-  for (const seq of indexedSeqs(store.byAggregate, aggregate, base + 1)) if (!resolved.has(seq)) seqs.push(seq);
-  let effects = false;
-  for (const seq of indexedSeqs(store.effectsByAggregate, aggregate, base + 1)) {
-    if (!resolved.has(seq)) { seqs.push(seq); effects = true; }
-  }
-  return effects ? seqs.sort((a, b) => a - b) : seqs;
+function distinct(identities: Iterable<Identity>): Identity[] {
+  const found = new Map<string, Identity>();
+  for (const identity of identities) found.set(identityKey(identity), identity);
+  return [...found.values()];
+}
+
+/** What a write of `batch` must read: the aggregates it may conflict on, its effects' triggers. */
+export function writeRequest(batch: readonly EncodedEvent[], base: number, extra: Partial<WriteRequest> = {}): WriteRequest {
+  const actions = batch.flatMap(({ prepared }) => (prepared.type === 'action' ? [prepared.aggregate] : []));
+  const triggers = batch.flatMap(({ prepared }) => (prepared.type === 'effect' ? [prepared.trigger] : []));
+  return { base, aggregates: distinct(actions), conflictRecords: false, triggers: distinct(triggers), keys: [], ...extra };
 }
 
 /**
- * Runs inside the write transaction: checks the batch against what is stored and, when nothing
- * conflicts and this is no dry run, writes it. Returns the result the caller gets.
+ * The rows of a batch written after `view.head`: each record sealed into the chain, each action
+ * indexed, each effect with the aggregates it affects (those linked to its trigger in the store,
+ * then those linked earlier in the same batch).
  */
-export function appendInTransaction(store: Store, batch: readonly EncodedEvent[], options: PreparedAppendOptions, load: EventLoader): AppendResult {
-  const head = lastSeq(store);
-  if (options.base > head) return { status: 'invalid-base', head };
-  const ours = batch.map((event, i) => toPublicEvent(event.prepared, head + 1 + i));
-  const conflicts = options.base < head ? findConflicts(store, batch, ours, options, load) : [];
-  if (conflicts.length > 0) {
-    const conflicting = new Set(conflicts.map((c) => c.ours.seq));
-    return { status: 'conflict', accepted: ours.filter((e) => !conflicting.has(e.seq)), conflicts };
-  }
-  if (!options.dryRun) write(store, batch, head);
-  return { status: 'ok', events: ours };
+export function eventRows(view: WriteView, batch: readonly EncodedEvent[]): { rows: EventRow[]; events: LogEvent[] } {
+  let previousHash: Uint8Array = view.last === undefined ? GENESIS_HASH : recordHash(view.last);
+  const links = new Map<string, Identity[]>();
+  const rows: EventRow[] = [];
+  const events: LogEvent[] = [];
+  batch.forEach(({ prepared, record }, i) => {
+    const seq = view.head + 1 + i;
+    previousHash = sealRecord(record, previousHash);
+    events.push(toPublicEvent(prepared, seq));
+    if (prepared.type === 'action') {
+      rows.push({ type: 'action', seq, record, aggregate: prepared.aggregate, triggers: prepared.triggers });
+      for (const trigger of prepared.triggers) {
+        const key = identityKey(trigger);
+        links.set(key, [...(links.get(key) ?? []), prepared.aggregate]);
+      }
+    } else {
+      const affected = distinct([...view.linked(prepared.trigger), ...(links.get(identityKey(prepared.trigger)) ?? [])]);
+      rows.push({ type: 'effect', seq, record, trigger: prepared.trigger, affected });
+    }
+  });
+  return { rows, events };
 }
 
-function findConflicts(store: Store, batch: readonly EncodedEvent[], ours: readonly LogEvent[], options: PreparedAppendOptions, load: EventLoader): Conflict[] {
-  const seqsByAggregate = new Map<string, number[]>();
-  const theirsBySeq = new Map<number, LogEvent>();
-  const conflicts: Conflict[] = [];
+/** What an append decided in its transaction; conflicts and duplicates are loaded afterwards. */
+export type Decided =
+  | { status: 'ok'; events: LogEvent[] }
+  | { status: 'invalid-base'; head: number }
+  | { status: 'duplicate'; first: number; last: number }
+  | { status: 'conflict'; ours: LogEvent[]; conflicts: { ours: number; theirs: number }[] }
+  /** A key of the batch was created by another connection meanwhile: encrypt again. */
+  | { status: 'stale-keys' };
+
+/** The seqs after `base`, not resolved, that an action on `aggregate` conflicts with, ascending. */
+function conflictingSeqs(view: WriteView, aggregate: Identity, resolved: ReadonlySet<number>): number[] {
+  const { actions, effects } = view.conflicting(aggregate);
+  const seqs = actions.filter((seq) => !resolved.has(seq));
+  const unresolvedEffects = effects.filter((seq) => !resolved.has(seq));
+  return unresolvedEffects.length === 0 ? seqs : [...seqs, ...unresolvedEffects].sort((a, b) => a - b);
+}
+
+/**
+ * The conflicts of a batch: for each action, every stored event after `base` (not resolved) on
+ * its aggregate, in order of ours then theirs; with `disjoint-paths`, action/action conflicts
+ * whose patches touch no common location are let through.
+ */
+function findConflicts(view: WriteView, batch: readonly EncodedEvent[], options: PreparedAppendOptions, headSeq: number): { ours: number; theirs: number }[] {
+  const byAggregate = new Map<string, number[]>();
+  const theirs = new Map<number, LogEvent | undefined>();
+  const conflicts: { ours: number; theirs: number }[] = [];
   batch.forEach(({ prepared }, i) => {
     if (prepared.type !== 'action') return;
     const key = identityKey(prepared.aggregate);
-    let seqs = seqsByAggregate.get(key);
-    if (seqs === undefined) {
-      seqs = conflictingSeqs(store, prepared.aggregate, options.base, options.resolved);
-      seqsByAggregate.set(key, seqs);
-    }
+    let seqs = byAggregate.get(key);
+    if (seqs === undefined) byAggregate.set(key, (seqs = conflictingSeqs(view, prepared.aggregate, options.resolved)));
     for (const seq of seqs) {
-      let theirs = theirsBySeq.get(seq);
-      if (theirs === undefined) {
-        theirs = load(seq);
-        theirsBySeq.set(seq, theirs);
+      if (options.merge === 'disjoint-paths') {
+        if (!theirs.has(seq)) {
+          const record = view.record(seq);
+          // Paths and ops are stored in plaintext: the merge rule reads them without decrypting.
+          theirs.set(seq, record === undefined ? undefined : decodeEvent(record, seq));
+        }
+        const event = theirs.get(seq);
+        if (event !== undefined && 'action' in event && patchesAreDisjoint(prepared.patch, event.action.patch)) continue;
       }
-      if (options.merge === 'disjoint-paths' && 'action' in theirs && patchesAreDisjoint(prepared.patch, theirs.action.patch)) continue;
-      conflicts.push({ ours: ours[i] as LogEvent, theirs });
+      conflicts.push({ ours: headSeq + 1 + i, theirs: seq });
     }
   });
   return conflicts;
 }
 
-/**
- * Writes a batch after the current head without any conflict check, for events that never
- * conflict (the effects of the key ring). Must run inside a write transaction.
- */
-export function writeUnchecked(store: Store, batch: readonly EncodedEvent[]): LogEvent[] {
-  const head = lastSeq(store);
-  write(store, batch, head);
-  return batch.map((event, i) => toPublicEvent(event.prepared, head + 1 + i));
+/** The decision of one append inside its transaction (exported for the per-stage benchmark). */
+export function decideAppend(view: WriteView, batch: readonly EncodedEvent[], options: PreparedAppendOptions, keys?: BatchKeys): WriteDecision<Decided> {
+  const idempotent = view.idempotent;
+  if (idempotent !== undefined) return { result: { status: 'duplicate', ...idempotent } };
+  if (options.base > view.head) return { result: { status: 'invalid-base', head: view.head } };
+  // A key shredded since it was read must not gain new ciphertext (that throws); a key another
+  // connection created meanwhile means encrypting again under the stored one.
+  if (keys !== undefined && !keys.isCurrent(view)) return { result: { status: 'stale-keys' } };
+  const conflicts = options.base < view.head ? findConflicts(view, batch, options, view.head) : [];
+  if (conflicts.length > 0) {
+    return { result: { status: 'conflict', ours: batch.map(({ prepared }, i) => toPublicEvent(prepared, view.head + 1 + i)), conflicts } };
+  }
+  if (options.dryRun) return { result: { status: 'ok', events: batch.map(({ prepared }, i) => toPublicEvent(prepared, view.head + 1 + i)) } };
+  const { rows, events } = eventRows(view, batch);
+  const decision: WriteDecision<Decided> = { result: { status: 'ok', events }, events: rows };
+  if (keys !== undefined && keys.rows.length > 0) decision.keys = keys.rows as KeyRow[];
+  if (options.idempotencyKey !== undefined) decision.idempotency = { key: options.idempotencyKey, first: view.head + 1, last: view.head + batch.length };
+  return decision;
 }
 
-function write(store: Store, batch: readonly EncodedEvent[], head: number): void {
-  let previousHash: Uint8Array = GENESIS_HASH;
-  if (head > 0) {
-    const last = store.events.getBinary(head);
-    if (last === undefined) throw new CorruptLogError(`event ${head}: missing although it is the head`);
-    previousHash = recordHash(last);
-  }
-  let seq = head;
-  const packed = new Map<string, Buffer>();
-  for (const { prepared, record } of batch) {
-    seq++;
-    previousHash = sealRecord(record, previousHash);
-    store.events.put(seq, record);
-    if (prepared.type === 'action') {
-      store.byAggregate.put(indexKey(prepared.aggregate, seq), EMPTY);
-      if (prepared.triggers.length > 0) {
-        const key = identityKey(prepared.aggregate);
-        let aggregate = packed.get(key);
-        if (aggregate === undefined) packed.set(key, (aggregate = packr.pack(prepared.aggregate)));
-        for (const trigger of prepared.triggers) store.byTrigger.put(indexKey(trigger, seq), aggregate);
-      }
-    } else {
-      const affected = affectedAggregates(store, prepared.trigger, seq);
-      store.effects.put(seq, packr.pack(affected));
-      for (const aggregate of affected) store.effectsByAggregate.put(indexKey(aggregate, seq), EMPTY);
+/** Turns what was decided into the caller's result, loading the stored events it names. */
+async function toResult(core: LogCore, decided: Exclude<Decided, { status: 'stale-keys' }>): Promise<AppendResult> {
+  switch (decided.status) {
+    case 'ok':
+    case 'invalid-base':
+      return decided;
+    case 'duplicate': {
+      const seqs = Array.from({ length: decided.last - decided.first + 1 }, (_, i) => decided.first + i);
+      return { status: 'duplicate', events: await core.events(seqs) };
+    }
+    case 'conflict': {
+      const theirSeqs = [...new Set(decided.conflicts.map((c) => c.theirs))];
+      const theirs = new Map((await core.events(theirSeqs)).map((event) => [event.seq, event]));
+      const first = decided.ours[0]?.seq ?? 0;
+      const conflicts: Conflict[] = decided.conflicts.map((c) => ({ ours: decided.ours[c.ours - first] as LogEvent, theirs: theirs.get(c.theirs) as LogEvent }));
+      const conflicting = new Set(decided.conflicts.map((c) => c.ours));
+      return { status: 'conflict', accepted: decided.ours.filter((e) => !conflicting.has(e.seq)), conflicts };
     }
   }
 }
 
-/** Every aggregate with an action linked to `trigger` before `seq`, each once, in first-link order. */
-export function affectedAggregates(store: Store, trigger: Identity, seq: number): Identity[] {
-  const seen = new Map<string, Identity>();
-  for (const { value } of store.byTrigger.getRange({ start: [trigger[0], trigger[1], 0], end: [trigger[0], trigger[1], seq] })) {
-    const aggregate = packr.unpack(value) as Identity;
-    const key = identityKey(aggregate);
-    if (!seen.has(key)) seen.set(key, aggregate);
+/**
+ * Appends a batch (see `Log.append`).
+ * @throws InvalidEventError, InvalidArgumentError for bad input; LogClosedError after close.
+ */
+export async function append(core: LogCore, events: unknown, options: unknown): Promise<AppendResult> {
+  core.assertOpen();
+  // Validated (and copied) before the first await, so the caller may reuse its objects at once.
+  const prepared = prepareEvents(events, core.now());
+  const appendOptions = prepareAppendOptions(options);
+  const keyIds = batchKeys(prepared);
+  for (;;) {
+    const now = core.now();
+    const keys = keyIds.length === 0 ? undefined : await prepareBatchKeys(core.storage, core.keys, keyIds, now, core.settings.keyTtl === undefined ? null : expiryAfter(now, core.settings.keyTtl, 'options.keyTtl'));
+    const batch = encodeEvents(prepared, core.settings.maxEventBytes, keys === undefined ? undefined : sealBatch(prepared, keys.material));
+    core.assertOpen();
+    const request = writeRequest(batch, appendOptions.base, { conflictRecords: appendOptions.merge === 'disjoint-paths', keys: keyIds });
+    if (appendOptions.idempotencyKey !== undefined) request.idempotencyKey = appendOptions.idempotencyKey;
+    const decided = await core.storage.write(request, (view) => decideAppend(view, batch, appendOptions, keys));
+    if (decided.status === 'stale-keys') continue;
+    if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite({ keysCreated: keys?.created === true });
+    return toResult(core, decided);
   }
-  return [...seen.values()];
 }
 
+/**
+ * Appends effects that never conflict (the key ring's), with key records to store in the same
+ * transaction. `decide` sees the view first and returns the key rows (it may throw to refuse).
+ */
+export async function appendEffects(
+  core: LogCore,
+  effects: (view: WriteView) => { effects: PreparedEffect[]; keys: KeyRow[] },
+  request: { keys: readonly Identity[]; triggers: readonly Identity[] },
+): Promise<LogEvent[]> {
+  core.assertOpen();
+  const written = await core.storage.write({ base: 0, aggregates: [], conflictRecords: false, triggers: request.triggers, keys: request.keys }, (view) => {
+    const decided = effects(view);
+    if (decided.effects.length === 0) return { result: [], keys: decided.keys };
+    const { rows, events } = eventRows(view, encodeEvents(decided.effects, core.settings.maxEventBytes));
+    return { result: events, events: rows, keys: decided.keys };
+  });
+  if (written.length > 0) core.notifyWrite();
+  return written;
+}

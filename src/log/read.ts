@@ -1,21 +1,21 @@
 /**
- * Reading: the event stream with its filters and the replay rule, and the aggregate fold.
+ * Reading: the event stream with its filters and the replay rule, an aggregate's conflicts and
+ * its state. Events come from the engine a page at a time, so memory stays flat over any log.
  */
 import { CorruptLogError } from '../errors.ts';
+import { applyPatchAtomic } from '../model/fold.ts';
 import type { Identity, LogEvent } from '../model/types.ts';
 import { identityKey, type PreparedReadOptions } from '../model/validate.ts';
-import { decodeBody, packr, type Body } from './record.ts';
-import { indexedSeqs, MAX_SEQ, type Store } from './store.ts';
+import type { LogCore } from './log-core.ts';
+import { decodeBody, type Body } from './record.ts';
+import { revealBodies } from './reveal.ts';
 
-/** Turns the decoded body of `seq` into what the reader may see (decrypting or redacting). */
-export type BodyDecoder = (seq: number, body: Body) => LogEvent;
-
-/** The aggregates an effect affects, as recorded when it was written. */
-export function affectedBy(store: Store, seq: number): Identity[] {
-  const stored = store.effects.get(seq);
-  if (stored === undefined) throw new CorruptLogError(`event ${seq}: effect without its affected-aggregates entry`);
-  return packr.unpack(stored) as Identity[];
-}
+/** Events per page read from the engine (and decrypted with one read of their keys). */
+const PAGE = 256;
+/** Seqs per page of an index read. */
+const SEQ_PAGE = 4096;
+/** The open end of seq ranges. */
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 
 /** Whether an aggregate passes the `aggregates` and `kinds` filters; undefined when there are none. */
 export function aggregateMatcher(options: Pick<PreparedReadOptions, 'aggregates' | 'kinds'>): ((aggregate: Identity) => boolean) | undefined {
@@ -25,27 +25,19 @@ export function aggregateMatcher(options: Pick<PreparedReadOptions, 'aggregates'
   return (aggregate) => (kinds === undefined || kinds.has(aggregate[0])) && (wanted === undefined || wanted.has(identityKey(aggregate)));
 }
 
-/**
- * The seqs the replay rule adds: every action before `from` on an aggregate (matching the
- * filters) that an effect at or after `from` affects. Effects are few next to actions, and only
- * seqs are held, so this stays small next to the stream it precedes.
- */
-function replaySeqs(store: Store, from: number, matches: ((aggregate: Identity) => boolean) | undefined): number[] {
-  if (from <= 1) return [];
-  const aggregates = new Map<string, Identity>();
-  for (const { value } of store.effects.getRange({ start: from })) {
-    for (const aggregate of packr.unpack(value) as Identity[]) {
-      if (matches === undefined || matches(aggregate)) aggregates.set(identityKey(aggregate), aggregate);
-    }
+/** Every seq of an index range, ascending, a page at a time. */
+async function* pagedSeqs(page: (from: number) => Promise<number[]>, from: number): AsyncGenerator<number> {
+  for (let next = from; ; ) {
+    const seqs = await page(next);
+    yield* seqs;
+    if (seqs.length < SEQ_PAGE) return;
+    next = (seqs[seqs.length - 1] as number) + 1;
   }
-  const seqs: number[] = [];
-  for (const aggregate of aggregates.values()) for (const seq of indexedSeqs(store.byAggregate, aggregate, 1, from)) seqs.push(seq);
-  return seqs.sort((a, b) => a - b);
 }
 
-/** Merges ascending seq iterators into one ascending stream without duplicates. */
-function* mergeAscending(sources: Iterator<number>[]): Generator<number> {
-  const heads = sources.map((s) => s.next());
+/** Merges ascending seq streams into one ascending stream without duplicates. */
+async function* mergeAscending(sources: AsyncIterator<number>[]): AsyncGenerator<number> {
+  const heads = await Promise.all(sources.map((s) => s.next()));
   let last = 0;
   for (;;) {
     let min = -1;
@@ -55,40 +47,123 @@ function* mergeAscending(sources: Iterator<number>[]): Generator<number> {
     }
     if (min === -1) return;
     const seq = (heads[min] as IteratorYieldResult<number>).value;
-    heads[min] = (sources[min] as Iterator<number>).next();
+    heads[min] = await (sources[min] as AsyncIterator<number>).next();
     if (seq !== last) yield (last = seq);
   }
 }
 
-/**
- * The events `read` yields, in ascending seq: first the replayed actions (all before `from`),
- * then the stream from `from`, filtered. Records are decoded one at a time from LMDB cursors.
- */
-/** The event an index points at. @throws CorruptLogError when it is missing. */
-export function loadEvent(store: Store, seq: number, decode: BodyDecoder): LogEvent {
-  const record = store.events.getBinary(seq);
-  if (record === undefined) throw new CorruptLogError(`event ${seq}: indexed but missing`);
-  return decode(seq, decodeBody(record, seq));
+const CLOSED_WHILE_READING = 'the log was closed while reading';
+
+/** Yields a page of events, checking before each that the reader has not seen the log close. */
+function* yieldPage(core: LogCore, events: readonly LogEvent[]): Generator<LogEvent> {
+  for (const event of events) {
+    core.assertOpen(CLOSED_WHILE_READING);
+    yield event;
+  }
 }
 
-export function* readEvents(store: Store, options: PreparedReadOptions, decode: BodyDecoder): Generator<LogEvent> {
+/** Loads the events of a seq stream a page at a time. */
+async function* loadAll(core: LogCore, seqs: AsyncIterable<number> | Iterable<number>, raw: boolean): AsyncGenerator<LogEvent> {
+  let page: number[] = [];
+  for await (const seq of seqs) {
+    page.push(seq);
+    if (page.length === PAGE) {
+      yield* yieldPage(core, await core.events(page, raw));
+      page = [];
+    }
+  }
+  if (page.length > 0) yield* yieldPage(core, await core.events(page, raw));
+}
+
+/**
+ * The seqs the replay rule adds: every action before `from` on an aggregate (matching the
+ * filters) that an effect at or after `from` affects. Effects are few next to actions, and only
+ * seqs are held, so this stays small next to the stream it precedes.
+ */
+async function replaySeqs(core: LogCore, from: number, to: number, matches: ((aggregate: Identity) => boolean) | undefined): Promise<number[]> {
+  if (from <= 1) return [];
+  const aggregates = new Map<string, Identity>();
+  for (const { seq, affected } of await core.storage.effectsFrom(from)) {
+    if (seq > to) break;
+    for (const aggregate of affected) if (matches === undefined || matches(aggregate)) aggregates.set(identityKey(aggregate), aggregate);
+  }
+  const seqs: number[] = [];
+  for (const aggregate of aggregates.values()) {
+    for await (const seq of pagedSeqs((start) => core.storage.actionSeqs(aggregate, start, from, SEQ_PAGE), 1)) seqs.push(seq);
+  }
+  return seqs.sort((a, b) => a - b);
+}
+
+/**
+ * The events `read` yields, in ascending seq, up to `to` (default: the head when it starts, so a
+ * read sees the log as it was then, however fast others append): first the replayed actions
+ * (all before `from`), then the stream from `from`, filtered. Closing the log ends it between pages.
+ */
+export async function* readEvents(core: LogCore, options: PreparedReadOptions, until?: number): AsyncGenerator<LogEvent> {
+  core.assertOpen();
+  const to = until ?? (await core.storage.head());
   const matches = aggregateMatcher(options);
-  const load = (seq: number): LogEvent => loadEvent(store, seq, decode);
-  if (options.replay) for (const seq of replaySeqs(store, options.from, matches)) yield load(seq);
+  if (options.replay) yield* loadAll(core, await replaySeqs(core, options.from, to, matches), options.raw);
   if (options.aggregates !== undefined) {
-    const sources: Iterator<number>[] = [];
+    const sources: AsyncIterator<number>[] = [];
     for (const aggregate of options.aggregates) {
       if (options.kinds !== undefined && !options.kinds.has(aggregate[0])) continue;
-      sources.push(indexedSeqs(store.byAggregate, aggregate, options.from, MAX_SEQ));
-      sources.push(indexedSeqs(store.effectsByAggregate, aggregate, options.from, MAX_SEQ));
+      sources.push(pagedSeqs((start) => core.storage.actionSeqs(aggregate, start, to + 1, SEQ_PAGE), options.from));
+      sources.push(pagedSeqs((start) => core.storage.effectSeqs(aggregate, start, to + 1, SEQ_PAGE), options.from));
     }
-    for (const seq of mergeAscending(sources)) yield load(seq);
+    yield* loadAll(core, mergeAscending(sources), options.raw);
     return;
   }
-  for (const { key, value } of store.events.getRange({ start: options.from })) {
-    const body = decodeBody(value, key);
-    // Filter on the body, before decrypting anything the reader will not see.
-    if (matches !== undefined && (body[0] === 0 ? !matches(body[5]) : !affectedBy(store, key).some(matches))) continue;
-    yield decode(key, body);
+  for (let from = options.from; from <= to; ) {
+    core.assertOpen(CLOSED_WHILE_READING);
+    const page = await core.storage.scan(from, to, PAGE);
+    if (page.length === 0) return;
+    const bodies = page.map(({ seq, record }) => ({ seq, body: decodeBody(record, seq) }));
+    // Filter on the bodies, before decrypting anything the reader will not see.
+    const visible = matches === undefined ? bodies : await filterBodies(core, bodies, matches);
+    yield* yieldPage(core, await revealBodies(core, visible, options.raw));
+    from = (page[page.length - 1] as { seq: number }).seq + 1;
   }
+}
+
+async function filterBodies(core: LogCore, bodies: { seq: number; body: Body }[], matches: (aggregate: Identity) => boolean): Promise<{ seq: number; body: Body }[]> {
+  const effects = bodies.filter(({ body }) => body[0] === 1).map(({ seq }) => seq);
+  const affected = new Map<number, readonly Identity[] | undefined>();
+  if (effects.length > 0) (await core.storage.affected(effects)).forEach((list, i) => affected.set(effects[i] as number, list));
+  return bodies.filter(({ seq, body }) => {
+    if (body[0] === 0) return matches(body[5]);
+    const list = affected.get(seq);
+    if (list === undefined) throw new CorruptLogError(`event ${seq}: effect without its affected-aggregates entry`);
+    return list.some(matches);
+  });
+}
+
+/** Every seq of an action on `aggregate` in [from, to), ascending. */
+export async function actionSeqs(core: LogCore, aggregate: Identity, from: number, to: number): Promise<number[]> {
+  const seqs: number[] = [];
+  for await (const seq of pagedSeqs((start) => core.storage.actionSeqs(aggregate, start, to, SEQ_PAGE), from)) seqs.push(seq);
+  return seqs;
+}
+
+/** What an append on `aggregate` based on `base` would conflict with, ascending. */
+export async function conflictsOf(core: LogCore, base: number, aggregate: Identity): Promise<LogEvent[]> {
+  core.assertOpen();
+  const actions = await actionSeqs(core, aggregate, base + 1, MAX_SEQ);
+  const effects: number[] = [];
+  for await (const seq of pagedSeqs((start) => core.storage.effectSeqs(aggregate, start, MAX_SEQ, SEQ_PAGE), base + 1)) effects.push(seq);
+  const seqs = effects.length === 0 ? actions : [...actions, ...effects].sort((a, b) => a - b);
+  const events: LogEvent[] = [];
+  for await (const event of loadAll(core, seqs, false)) events.push(event);
+  return events;
+}
+
+/** The aggregate's fold and the head it was read at (bounded by it: exactly the fold at that head). */
+export async function stateOf(core: LogCore, aggregate: Identity): Promise<{ state: unknown; head: number }> {
+  core.assertOpen();
+  const head = await core.storage.head();
+  let state: unknown = {};
+  for await (const event of loadAll(core, await actionSeqs(core, aggregate, 1, head + 1), false)) {
+    if ('action' in event) state = applyPatchAtomic(state, event.action.patch);
+  }
+  return { state, head };
 }

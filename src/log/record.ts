@@ -10,8 +10,8 @@
  * is an encrypted envelope: JSON values never contain binary, so the two cannot be confused.
  */
 import { hash } from 'node:crypto';
-import { Packr } from 'msgpackr';
 import { CorruptLogError } from '../errors.ts';
+import { packr } from '../model/msgpack.ts';
 import type { Identity, LogEvent, Operation } from '../model/types.ts';
 import type { PreparedEvent } from '../model/validate.ts';
 
@@ -22,9 +22,6 @@ export const GENESIS_HASH = new Uint8Array(HASH_BYTES);
 
 const OPCODES = ['add', 'remove', 'replace', 'move', 'copy', 'test'] as const;
 const OPCODE_OF: Record<string, number> = { add: 0, remove: 1, replace: 2, move: 3, copy: 4, test: 5 };
-
-/** msgpack without record extensions, so the bytes are self-describing and stable. */
-export const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, copyBuffers: true });
 
 type StoredOperation = [opcode: number, path: string, operand?: unknown];
 export type ActionBody = [0, number, string, string, Identity, Identity, StoredOperation[], Identity[], Identity?];

@@ -82,6 +82,14 @@ export interface AppendOptions {
   dryRun?: boolean;
   /** Default `'none'`. */
   merge?: MergeMode;
+  /**
+   * The batch takes effect at most once per store under this key (1 to 512 bytes of UTF-8): a
+   * later append with the same key, from any process, even after a crash or while the first is
+   * in flight, writes nothing and returns `duplicate` with the events the first one wrote. The
+   * key is checked before the conflict check, so a retry of a batch that went through is never
+   * a conflict.
+   */
+  idempotencyKey?: string;
 }
 
 /** One conflict: the event of the batch (with its tentative seq) and the stored event it ran into. */
@@ -90,11 +98,19 @@ export interface Conflict {
   theirs: LogEvent;
 }
 
-/** What `append` returns. Conflicts and invalid bases are results, not errors. */
+/**
+ * What `append` returns. Conflicts and invalid bases are results, not errors; `duplicate` comes
+ * only with an `idempotencyKey` (see {@link AppendOutcome}).
+ */
 export type AppendResult =
   | { status: 'ok'; events: LogEvent[] }
   | { status: 'conflict'; accepted: LogEvent[]; conflicts: Conflict[] }
-  | { status: 'invalid-base'; head: number };
+  | { status: 'invalid-base'; head: number }
+  /** The batch's idempotency key was seen: nothing was written; the events it wrote then. */
+  | { status: 'duplicate'; events: LogEvent[] };
+
+/** What `append` returns without an `idempotencyKey`: every result but `duplicate`. */
+export type AppendOutcome = Exclude<AppendResult, { status: 'duplicate' }>;
 
 /** Options of `read`. */
 export interface ReadOptions {

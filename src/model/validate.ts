@@ -291,7 +291,10 @@ export interface PreparedAppendOptions {
   resolved: ReadonlySet<number>;
   dryRun: boolean;
   merge: MergeMode;
+  idempotencyKey: string | undefined;
 }
+
+const MAX_IDEMPOTENCY_KEY_BYTES = 512;
 
 function checkSeq(value: unknown, path: string, min: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
@@ -306,8 +309,8 @@ function checkSeq(value: unknown, path: string, min: number): number {
  */
 export function prepareAppendOptions(options: unknown): PreparedAppendOptions {
   try {
-    if (!isPlainObject(options)) throw new Problem('', `expected { base, resolved?, dryRun?, merge? }, got ${describe(options)}`);
-    checkKeys(options, new Set(['base', 'resolved', 'dryRun', 'merge']), '');
+    if (!isPlainObject(options)) throw new Problem('', `expected { base, resolved?, dryRun?, merge?, idempotencyKey? }, got ${describe(options)}`);
+    checkKeys(options, new Set(['base', 'resolved', 'dryRun', 'merge', 'idempotencyKey']), '');
     const base = checkSeq(options.base, 'base', 0);
     const resolved = new Set<number>();
     if (options.resolved !== undefined) {
@@ -324,7 +327,14 @@ export function prepareAppendOptions(options: unknown): PreparedAppendOptions {
     if (options.merge !== undefined && !MERGE_MODES.has(options.merge)) {
       throw new Problem('merge', `expected "none" or "disjoint-paths", got ${describe(options.merge)}`);
     }
-    return { base, resolved, dryRun: options.dryRun === true, merge: (options.merge as MergeMode | undefined) ?? 'none' };
+    let idempotencyKey: string | undefined;
+    if (options.idempotencyKey !== undefined) {
+      idempotencyKey = checkText(options.idempotencyKey, 'idempotencyKey');
+      if (textEncoder.encode(idempotencyKey).length > MAX_IDEMPOTENCY_KEY_BYTES) {
+        throw new Problem('idempotencyKey', `expected at most ${MAX_IDEMPOTENCY_KEY_BYTES} bytes of UTF-8, got ${textEncoder.encode(idempotencyKey).length}`);
+      }
+    }
+    return { base, resolved, dryRun: options.dryRun === true, merge: (options.merge as MergeMode | undefined) ?? 'none', idempotencyKey };
   } catch (e) {
     return argumentError('options', e);
   }

@@ -1,49 +1,29 @@
 /**
- * The projector: folds the log into per-aggregate states stored in the `projections` database.
+ * The projector: folds the log into per-aggregate states, kept by the engine as a consumer
+ * under the projection's name: a record `{ position, definition }` and one state per aggregate.
  *
- * Layout, under the projection's name:
- *   [name, 0]            -> msgpack { position, definition }
- *   [name, 1, kind, id]  -> msgpack state
- *
- * Each batch is computed from one read snapshot without holding the write lock (user code runs
- * there), then written in one transaction that first checks the position is still the one the
+ * Each batch is computed from reads bounded by one head without holding any lock (user code runs
+ * there), then committed in one transaction that first checks the record is still the one the
  * batch started from. Two processes catching up the same projection therefore never apply an
  * event twice: the slower one finds the position moved and carries on from there.
  */
 import { InvalidArgumentError, ProjectionError } from '../errors.ts';
+import type { LogCore } from '../log/log-core.ts';
+import { actionSeqs, aggregateMatcher, readEvents } from '../log/read.ts';
 import { applyPatchAtomic } from '../model/fold.ts';
 import { describe } from '../model/json-pointer.ts';
-import type { ActionEvent, Identity } from '../model/types.ts';
+import { packr } from '../model/msgpack.ts';
+import type { ActionEvent, Identity, LogEvent } from '../model/types.ts';
 import { identityKey, isPlainObject, prepareCallback, prepareIdentity, prepareReadOptions, prepareSeq } from '../model/validate.ts';
-import { affectedBy, aggregateMatcher, loadEvent, readEvents, type BodyDecoder } from '../log/read.ts';
-import { packr } from '../log/record.ts';
-import { indexedSeqs, lastSeq, type Store } from '../log/store.ts';
+import type { StateChange } from '../storage/engine.ts';
 import type { CatchUpResult, Projection, ProjectionOptions } from './projection.ts';
 
-/** Events per batch: bounds memory and how long one write transaction holds the lock. */
+/** Events per batch: bounds memory and how long one commit takes. */
 const BATCH_EVENTS = 5_000;
+/** Events folded between two reads of the states they need (one engine call per chunk). */
+const CHUNK_EVENTS = 256;
 /** Aggregate states kept in memory between the batches of one catch-up. */
 const STATE_CACHE_ENTRIES = 50_000;
-/** How often `follow` looks at the head for appends from other processes. */
-const FOLLOW_POLL_MS = 50;
-const POSITION = 0;
-const STATE = 1;
-
-/** What a projection needs from the log. */
-export interface ProjectionContext {
-  /** The open store, or LogClosedError. */
-  store(): Store;
-  /** Waits out a compaction, checks the log is open and moves to the latest snapshot. */
-  ready(): Promise<void>;
-  /** The log's decoder: decrypts where keys live, redacts where they are gone. */
-  decode: BodyDecoder;
-  /** Calls `listener` after every write of this process; returns the unsubscribe function. */
-  onWrite(listener: () => void): () => void;
-  /** Lets `close()` wait for `work` before closing the store. */
-  track<T>(work: Promise<T>): Promise<T>;
-  /** Calls `stop` when the log closes; returns the function that cancels this. */
-  onClose(stop: () => Promise<void>): () => void;
-}
 
 interface Definition {
   from: number;
@@ -68,16 +48,12 @@ type FollowOptions = { onError?: (error: unknown) => void; onCatchUp?: (result: 
 
 type ProgressOptions = { onProgress?: (position: number, head: number) => void };
 
-function sameDefinition(a: Definition, b: Definition): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
 const PROJECTION_KEYS = new Set(['kinds', 'aggregates', 'from', 'init', 'apply']);
 
 /** A projection over one log. */
-export class StoredProjection<State> implements Projection<State> {
+export class StoredProjection<State> {
   readonly name: string;
-  readonly #context: ProjectionContext;
+  readonly #core: LogCore;
   readonly #definition: Definition;
   readonly #filter: ReturnType<typeof prepareReadOptions>;
   readonly #matches: ((aggregate: Identity) => boolean) | undefined;
@@ -86,7 +62,7 @@ export class StoredProjection<State> implements Projection<State> {
   /** Serializes catch-ups and rebuilds of this object. */
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(name: string, options: ProjectionOptions<State>, context: ProjectionContext) {
+  constructor(name: string, options: ProjectionOptions<State>, core: LogCore) {
     if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError(`name: expected a non-empty string, got ${describe(name)}`);
     if (!isPlainObject(options as unknown)) throw new InvalidArgumentError(`options: expected { kinds?, aggregates?, from?, init?, apply? }, got ${describe(options)}`);
     for (const key of Object.keys(options)) {
@@ -99,7 +75,7 @@ export class StoredProjection<State> implements Projection<State> {
     this.#filter = prepareReadOptions({ from, replay: false, kinds: options.kinds, aggregates: options.aggregates });
     this.#matches = aggregateMatcher(this.#filter);
     this.name = name;
-    this.#context = context;
+    this.#core = core;
     this.#definition = {
       from,
       kinds: this.#filter.kinds === undefined ? null : [...this.#filter.kinds].sort(),
@@ -115,99 +91,115 @@ export class StoredProjection<State> implements Projection<State> {
     return run;
   }
 
-  #readMeta(store: Store): Meta | undefined {
-    const stored = store.projections.get([this.name, POSITION]);
-    return stored === undefined ? undefined : (packr.unpack(stored) as Meta);
-  }
-
-  #position(store: Store): number {
-    const meta = this.#readMeta(store);
-    if (meta !== undefined && !sameDefinition(meta.definition, this.#definition)) {
+  /**
+   * The stored record (as stored, for the commit's check) and the position it gives.
+   * @throws InvalidArgumentError when it was built with another definition.
+   */
+  async #meta(): Promise<{ stored: Uint8Array | undefined; position: number }> {
+    this.#core.assertOpen();
+    const stored = await this.#core.storage.consumerMeta(this.name);
+    if (stored === undefined) return { stored, position: this.#definition.from - 1 };
+    const meta = packr.unpack(stored) as Meta;
+    if (JSON.stringify(meta.definition) !== JSON.stringify(this.#definition)) {
       throw new InvalidArgumentError(
         `projection "${this.name}": expected the definition it was built with (${JSON.stringify(meta.definition)}), got ${JSON.stringify(this.#definition)}; call rebuild() to rebuild it with the new one`,
       );
     }
-    return meta?.position ?? this.#definition.from - 1;
+    return { stored, position: meta.position };
   }
 
   catchUp(options: ProgressOptions = {}): Promise<CatchUpResult> {
     const onProgress = prepareCallback<NonNullable<ProgressOptions['onProgress']>>(options, 'onProgress');
-    return this.#context.track(this.#exclusive(() => this.#catchUp(onProgress)));
+    return this.#core.track(this.#exclusive(() => this.#catchUp(onProgress)));
   }
 
   async #catchUp(onProgress?: (position: number, head: number) => void): Promise<CatchUpResult> {
-    await this.#context.ready();
-    const store = this.#context.store();
-    const head = lastSeq(store);
-    let position = this.#position(store);
-    const result: CatchUpResult = { from: position + 1, to: position, actions: 0, replayed: 0 };
+    this.#core.assertOpen();
+    const head = await this.#core.storage.head();
+    let meta = await this.#meta();
+    const result: CatchUpResult = { from: meta.position + 1, to: meta.position, actions: 0, replayed: 0 };
     // States written by one batch, kept for the next so hot aggregates are not read back from
-    // LMDB every batch; dropped whenever anyone else may have moved the projection.
+    // the engine every batch; dropped whenever anyone else may have moved the projection.
     const cache = new Map<string, Entry<State>>();
-    while (position < head) {
-      this.#context.store(); // LogClosedError once close() has begun: stop between batches.
-      const batch = this.#computeBatch(store, position, head, cache);
-      const committed = await store.root.transaction(() => {
-        if (this.#position(store) !== position) return false;
-        this.#write(store, batch.entries, batch.to);
-        return true;
-      });
+    while (meta.position < head) {
+      this.#core.assertOpen(); // close() has begun: stop between batches.
+      const batch = await this.#computeBatch(meta.position, head, cache);
+      const next = packr.pack({ position: batch.to, definition: this.#definition } satisfies Meta);
+      const committed = await this.#core.storage.commitStates(this.name, meta.stored, next, this.#changes(cache));
       if (committed) {
         result.actions += batch.actions;
         result.replayed += batch.replayed;
       }
-      store.root.resetReadTxn();
-      position = this.#position(store);
-      if (!committed || position !== batch.to || cache.size > STATE_CACHE_ENTRIES) cache.clear();
+      meta = await this.#meta();
+      if (!committed || meta.position !== batch.to || cache.size > STATE_CACHE_ENTRIES) cache.clear();
       else for (const entry of cache.values()) entry.changed = entry.refolded = false;
-      onProgress?.(Math.min(position, head), head);
+      onProgress?.(Math.min(meta.position, head), head);
     }
-    result.to = Math.max(position, result.to);
+    result.to = Math.max(meta.position, result.to);
     return result;
   }
 
-  /** Folds the events after `position` (at most one batch of them) in memory. */
-  #computeBatch(store: Store, position: number, head: number, entries: Map<string, Entry<State>>) {
-    const entry = (aggregate: Identity): Entry<State> => {
+  /** The entries of `aggregates`, reading the states not yet in `entries` in one engine call. */
+  async #load(entries: Map<string, Entry<State>>, aggregates: Iterable<Identity>): Promise<void> {
+    const missing = new Map<string, Identity>();
+    for (const aggregate of aggregates) {
       const key = identityKey(aggregate);
-      let found = entries.get(key);
-      if (found === undefined) {
-        const stored = store.projections.get([this.name, STATE, aggregate[0], aggregate[1]]);
-        found = { aggregate, state: stored === undefined ? undefined : (packr.unpack(stored) as State), changed: false, refolded: false };
-        entries.set(key, found);
-      }
-      return found;
-    };
+      if (!entries.has(key)) missing.set(key, aggregate);
+    }
+    if (missing.size === 0) return;
+    const wanted = [...missing.values()];
+    const stored = await this.#core.storage.states(this.name, wanted);
+    wanted.forEach((aggregate, i) => {
+      const value = stored[i];
+      entries.set(identityKey(aggregate), { aggregate, state: value === undefined ? undefined : (packr.unpack(value) as State), changed: false, refolded: false });
+    });
+  }
+
+  /** Folds the events after `position` (at most one batch of them) into `entries`. */
+  async #computeBatch(position: number, head: number, entries: Map<string, Entry<State>>) {
     let to = head;
     let actions = 0;
     let replayed = 0;
-    let seen = 0;
-    for (const event of readEvents(store, { ...this.#filter, from: position + 1 }, this.#context.decode)) {
-      if (event.seq > head) break;
-      if ('action' in event) {
-        const target = entry(event.action.aggregate);
-        target.state = this.#fold(target.state, event);
-        target.changed = true;
-        actions++;
-      } else {
-        for (const aggregate of affectedBy(store, event.seq)) {
-          if (this.#matches !== undefined && !this.#matches(aggregate)) continue;
-          const target = entry(aggregate);
+    let chunk: LogEvent[] = [];
+    const fold = async (): Promise<void> => {
+      const effects = chunk.filter((event) => !('action' in event)).map((event) => event.seq);
+      const affected = new Map<number, readonly Identity[]>();
+      if (effects.length > 0) {
+        (await this.#core.storage.affected(effects)).forEach((list, i) => affected.set(effects[i] as number, (list ?? []).filter((a) => this.#matches?.(a) ?? true)));
+      }
+      await this.#load(entries, chunk.flatMap((event) => ('action' in event ? [event.action.aggregate] : (affected.get(event.seq) ?? []))));
+      for (const event of chunk) {
+        if ('action' in event) {
+          const target = entries.get(identityKey(event.action.aggregate)) as Entry<State>;
+          target.state = this.#fold(target.state, event);
+          target.changed = true;
+          actions++;
+          continue;
+        }
+        for (const aggregate of affected.get(event.seq) ?? []) {
+          const target = entries.get(identityKey(aggregate)) as Entry<State>;
           target.state = undefined;
-          for (const seq of indexedSeqs(store.byAggregate, aggregate, 1, event.seq)) {
-            target.state = this.#fold(target.state, loadEvent(store, seq, this.#context.decode) as ActionEvent);
+          for (const action of await this.#core.events(await actionSeqs(this.#core, aggregate, 1, event.seq))) {
+            target.state = this.#fold(target.state, action as ActionEvent);
             replayed++;
           }
           target.changed = true;
           target.refolded = true;
         }
       }
+      chunk = [];
+    };
+    let seen = 0;
+    for await (const event of readEvents(this.#core, { ...this.#filter, from: position + 1 }, head)) {
+      chunk.push(event);
+      if (chunk.length === CHUNK_EVENTS) await fold();
       if (++seen >= BATCH_EVENTS) {
         to = event.seq;
         break;
       }
     }
-    return { entries, to, actions, replayed };
+    await fold();
+    return { to, actions, replayed };
   }
 
   #fold(state: State | undefined, event: ActionEvent): State {
@@ -218,27 +210,20 @@ export class StoredProjection<State> implements Projection<State> {
     }
   }
 
-  #write(store: Store, entries: Map<string, Entry<State>>, to: number): void {
+  #changes(entries: Map<string, Entry<State>>): StateChange[] {
+    const changes: StateChange[] = [];
     for (const { aggregate, state, changed, refolded } of entries.values()) {
       if (!changed) continue;
-      const key = [this.name, STATE, aggregate[0], aggregate[1]];
-      if (refolded) {
-        // Zeros of the same length first: LMDB overwrites in place on this transaction's page,
-        // so the old state (perhaps with plaintext a shred just took away) is not left behind
-        // in the page's unused space when the new record is written.
-        const old = store.projections.get(key);
-        if (old !== undefined) store.projections.put(key, Buffer.alloc(old.length));
-      }
-      if (state === undefined) store.projections.remove(key);
-      else store.projections.put(key, packr.pack(state));
+      // A refolded state may have held plaintext a shred just took away: the engine overwrites it.
+      changes.push({ aggregate, value: state === undefined ? undefined : packr.pack(state), wipe: refolded });
     }
-    store.projections.put([this.name, POSITION], packr.pack({ position: to, definition: this.#definition } satisfies Meta));
+    return changes;
   }
 
   async get(aggregate: Identity): Promise<State | undefined> {
     const checked = prepareIdentity(aggregate, 'aggregate');
-    await this.#context.ready();
-    const stored = this.#context.store().projections.get([this.name, STATE, checked[0], checked[1]]);
+    this.#core.assertOpen();
+    const [stored] = await this.#core.storage.states(this.name, [checked]);
     return stored === undefined ? undefined : (packr.unpack(stored) as State);
   }
 
@@ -246,31 +231,19 @@ export class StoredProjection<State> implements Projection<State> {
     if (!isPlainObject(options) || (options.kind !== undefined && (typeof options.kind !== 'string' || options.kind.length === 0))) {
       throw new InvalidArgumentError(`options.kind: expected a non-empty string, got ${describe(isPlainObject(options) ? options.kind : options)}`);
     }
-    await this.#context.ready();
-    const start = options.kind === undefined ? [this.name, STATE] : [this.name, STATE, options.kind];
-    for (const { key, value } of this.#context.store().projections.getRange({ start })) {
-      const [name, type, kind, id] = key as [string, number, string, string | number];
-      if (name !== this.name || type !== STATE || (options.kind !== undefined && kind !== options.kind)) return;
-      yield [[kind, id], packr.unpack(value) as State];
-    }
+    this.#core.assertOpen();
+    for await (const { aggregate, value } of this.#core.storage.allStates(this.name, options.kind)) yield [aggregate, packr.unpack(value) as State];
   }
 
   async position(): Promise<number> {
-    await this.#context.ready();
-    return this.#position(this.#context.store());
+    return (await this.#meta()).position;
   }
 
   rebuild(options: ProgressOptions = {}): Promise<CatchUpResult> {
     const onProgress = prepareCallback<NonNullable<ProgressOptions['onProgress']>>(options, 'onProgress');
-    return this.#context.track(this.#exclusive(async () => {
-      await this.#context.ready();
-      const store = this.#context.store();
-      await store.root.transaction(() => {
-        for (const key of store.projections.getKeys({ start: [this.name] })) {
-          if ((key as unknown[])[0] !== this.name) break;
-          store.projections.remove(key);
-        }
-      });
+    return this.#core.track(this.#exclusive(async () => {
+      this.#core.assertOpen();
+      await this.#core.storage.dropConsumer(this.name);
       return this.#catchUp(onProgress);
     }));
   }
@@ -280,23 +253,16 @@ export class StoredProjection<State> implements Projection<State> {
     for (const name of ['onError', 'onCatchUp'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function') throw new InvalidArgumentError(`options.${name}: expected a function, got ${describe(options[name])}`);
     }
+    this.#core.assertOpen();
     const onCatchUp = options.onCatchUp;
     const onError = options.onError ?? ((error: unknown) => queueMicrotask(() => { throw error; }));
     let stopped = false;
     let running: Promise<void> | undefined;
     let again = false;
-    /** The head the last catch-up started at: the poll runs one only when the head moves past it. */
-    let seen = -1;
     const run = (): void => {
       if (stopped) return;
       if (running !== undefined) {
         again = true;
-        return;
-      }
-      try {
-        seen = lastSeq(this.#context.store());
-      } catch (error) {
-        onError(error);
         return;
       }
       running = this.catchUp().then((result) => {
@@ -309,28 +275,64 @@ export class StoredProjection<State> implements Projection<State> {
         }
       });
     };
-    const unsubscribe = this.#context.onWrite(run);
-    // Other processes' appends: watch the head (one O(log n) lookup), never re-read the log.
-    const poll = setInterval(() => {
-      if (stopped || running !== undefined) return;
-      try {
-        const store = this.#context.store();
-        store.root.resetReadTxn();
-        if (lastSeq(store) > seen) run();
-      } catch (error) {
-        onError(error);
-      }
-    }, FOLLOW_POLL_MS);
+    // This process's writes at once; other processes' (and machines') as the engine hears them.
+    const unsubscribe = this.#core.onWrite(run);
+    const unwatch = this.#core.storage.watch(run);
     const stop = async (): Promise<void> => {
       stopped = true;
-      clearInterval(poll);
       unsubscribe();
+      unwatch();
       cancelOnClose();
       await running;
     };
-    // Closing the log ends the follow too, rather than leaving a timer polling a closed store.
-    const cancelOnClose = this.#context.onClose(stop);
+    // Closing the log ends the follow too, rather than leaving a watch on a closed store.
+    const cancelOnClose = this.#core.onClose(stop);
     run();
     return stop;
   }
+}
+
+/** `log.projection(...)`: the documented members of a projection, and nothing else reachable. */
+class ProjectionFacade<State> implements Projection<State> {
+  readonly #projection: StoredProjection<State>;
+
+  constructor(projection: StoredProjection<State>) {
+    this.#projection = projection;
+  }
+
+  get name(): string {
+    return this.#projection.name;
+  }
+
+  catchUp(options?: ProgressOptions): Promise<CatchUpResult> {
+    return this.#projection.catchUp(options);
+  }
+
+  get(aggregate: Identity): Promise<State | undefined> {
+    return this.#projection.get(aggregate);
+  }
+
+  entries(options?: { kind?: string }): AsyncIterable<[Identity, State]> {
+    return this.#projection.entries(options);
+  }
+
+  position(): Promise<number> {
+    return this.#projection.position();
+  }
+
+  rebuild(options?: ProgressOptions): Promise<CatchUpResult> {
+    return this.#projection.rebuild(options);
+  }
+
+  follow(options?: FollowOptions): () => Promise<void> {
+    return this.#projection.follow(options);
+  }
+}
+
+/**
+ * A projection over the open log, behind its public face.
+ * @throws InvalidArgumentError for a bad name or options.
+ */
+export function openProjection<State>(core: LogCore, name: string, options: ProjectionOptions<State>): Projection<State> {
+  return new ProjectionFacade(new StoredProjection(name, options, core));
 }

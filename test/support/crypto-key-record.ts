@@ -4,15 +4,14 @@
  * own handle stays untouched) learns the exact bytes to look for on disk: each stored record, its
  * wrapped key and the raw 32-byte key. Arguments: path, master key (hex), identities as JSON.
  *
- * Layout (src/crypto/key-ring.ts): msgpack [createdAt, expiresAt, destroyedAt, reason, wrapped],
+ * Layout (src/crypto/key-record.ts and key-wrap.ts): msgpack [createdAt, expiresAt, destroyedAt, reason, wrapped],
  * wrapped = nonce(24) || XChaCha20-Poly1305(KEK, key) with `coherence/key/v1\0` + JSON(identity)
  * as associated data.
  */
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { open } from 'lmdb';
-import { parseMasterKey, unlockStore } from '../../src/crypto/key-ring.ts';
-import { packr } from '../../src/log/record.ts';
-import { openStore } from '../../src/log/store.ts';
+import { deriveKek, parseMasterKey } from '../../src/crypto/key-wrap.ts';
+import { packr } from '../../src/model/msgpack.ts';
 import type { Identity } from '../../src/index.ts';
 
 const [path, masterKey, keysJson] = process.argv.slice(2) as [string, string, string];
@@ -31,10 +30,12 @@ const records = identities.map((key) => {
 });
 await root.close();
 
-// The KEK as the store derives it, then each raw key.
-const store = openStore(path);
-const kek = unlockStore(store, parseMasterKey(masterKey));
-await store.root.close();
+// The KEK as the store derives it (from its salt), then each raw key.
+const metaRoot = open({ path, maxDbs: 16 });
+const salt = metaRoot.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' }).get('kek-salt');
+await metaRoot.close();
+if (salt === undefined) throw new Error('the store has no key-encryption salt');
+const kek = deriveKek(parseMasterKey(masterKey), salt);
 const result = records.map(({ key, record, wrapped }) => {
   const ad = new TextEncoder().encode(`coherence/key/v1\u0000${JSON.stringify(key)}`);
   const raw = xchacha20poly1305(kek, wrapped.subarray(0, 24), ad).decrypt(wrapped.subarray(24));

@@ -1,8 +1,10 @@
-import type { Duration, Keys } from '../crypto/keys.ts';
+import type { Duration, Keys } from '../keys/keys.ts';
 import type { Projection, ProjectionOptions } from '../projections/projection.ts';
+import type { Engine } from '../storage/registry.ts';
 import type { LogStats } from './stats.ts';
 import type {
   AppendOptions,
+  AppendOutcome,
   AppendResult,
   Identity,
   LogEvent,
@@ -15,8 +17,13 @@ import type {
  * Options of {@link openLog}.
  */
 export interface OpenLogOptions {
-  /** The store directory; created when missing. */
-  path: string;
+  /** The store directory of the embedded LMDB engine; created when missing. Give this or `engine`. */
+  path?: string;
+  /**
+   * Another engine instead of LMDB: `memoryEngine()`, or `postgresEngine(...)` from
+   * `coherence/postgres`. Logs opened on one engine object share one store.
+   */
+  engine?: Engine;
   /**
    * 32 bytes, or 64 hex characters. Needed only to encrypt and decrypt; a wrong one fails here
    * with `WrongMasterKeyError`, never later with garbage.
@@ -52,7 +59,8 @@ export interface Log {
    * the batch is reported at once, with both sides, and nothing is written.
    *
    * @returns `ok` with the stored events and their seqs; `conflict` with every conflict and the
-   *   events that raised none; `invalid-base` when `base` is beyond the head.
+   *   events that raised none; `invalid-base` when `base` is beyond the head; with an
+   *   `idempotencyKey` seen before, `duplicate` with the events written under it then.
    * @throws InvalidEventError naming the event (`index`) and the place in it (`path`).
    * @throws InvalidArgumentError for bad options.
    * @throws LogClosedError after `close()`.
@@ -63,6 +71,7 @@ export interface Log {
    *   patch: [{ op: 'replace', path: '/stock', value: 5 }] } }], { base: head });
    * if (result.status === 'conflict') for (const c of result.conflicts) console.log(c.theirs);
    */
+  append(events: NewEvent[], options: AppendOptions & { idempotencyKey?: undefined }): Promise<AppendOutcome>;
   append(events: NewEvent[], options: AppendOptions): Promise<AppendResult>;
 
   /**

@@ -1,25 +1,27 @@
 /**
  * The LMDB layout of a store: one environment in the store directory, with these databases.
  *
- *   meta                  string key -> msgpack    format version and store-wide settings
- *   events                seq -> record            the log itself (see record.ts)
+ *   meta                  string key -> bytes      format version and store-wide values
+ *   events                seq -> record            the log itself (see log/record.ts)
  *   by-aggregate          [kind, id, seq] -> ''    every action, by the aggregate it changes
  *   by-trigger            [kind, id, seq] -> aggregate (msgpack)
  *                                                  every action, by each trigger it links to
  *   effects               seq -> affected aggregates (msgpack)
  *   effects-by-aggregate  [kind, id, seq] -> ''    every effect, by each aggregate it affects
- *   keys                  [kind, id] -> key record (the key ring; see crypto/key-ring.ts)
+ *   keys                  [kind, id] -> key record (see crypto/key-record.ts)
  *   key-expiry            [expiresAt, kind, id] -> ''  live keys by expiry, for expire()
- *   projections           [name, ...] -> projection positions and states
+ *   projections           [name, 0] -> consumer record; [name, 1, kind, id] -> state
+ *   idempotency           key -> msgpack [first, last], the seqs a keyed batch wrote
  *
- * An effect's affected aggregates are worked out once, when it is written, from by-trigger; so
- * the conflict check of an action is two range scans starting at `[aggregate, base + 1]`,
- * O(log n + conflicts found), whatever the length of the log.
+ * An effect's affected aggregates are worked out once, when it is written; so the conflict
+ * check of an action is two range scans starting at `[aggregate, base + 1]`, O(log n +
+ * conflicts found), whatever the length of the log. Stores written by 0.1.0 have the same
+ * layout without `idempotency`, which is created when first opened.
  */
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
-import { UnsupportedFormatError } from '../errors.ts';
-import type { Identity } from '../model/types.ts';
-import { packr } from './record.ts';
+import { UnsupportedFormatError } from '../../errors.ts';
+import { packr } from '../../model/msgpack.ts';
+import type { Identity } from '../../model/types.ts';
 
 /** Version of the on-disk layout; a store with a higher one is refused. */
 export const FORMAT_VERSION = 1;
@@ -28,6 +30,10 @@ export const FORMAT_VERSION = 1;
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 
 export const EMPTY = Buffer.alloc(0);
+
+/** Under a consumer's name: its record, then its states. */
+export const CONSUMER_META = 0;
+export const CONSUMER_STATE = 1;
 
 export interface Store {
   readonly root: RootDatabase<Buffer, Key>;
@@ -40,6 +46,7 @@ export interface Store {
   readonly keys: Database<Buffer, Key>;
   readonly keyExpiry: Database<Buffer, Key>;
   readonly projections: Database<Buffer, Key>;
+  readonly idempotency: Database<Buffer, string>;
 }
 
 /** Every named database of a store, by its LMDB name. */
@@ -47,7 +54,7 @@ export function databases(store: Store): [string, Database<Buffer, Key>][] {
   return [
     ['meta', store.meta], ['events', store.events], ['by-aggregate', store.byAggregate], ['by-trigger', store.byTrigger],
     ['effects', store.effects], ['effects-by-aggregate', store.effectsByAggregate], ['keys', store.keys],
-    ['key-expiry', store.keyExpiry], ['projections', store.projections],
+    ['key-expiry', store.keyExpiry], ['projections', store.projections], ['idempotency', store.idempotency],
   ] as [string, Database<Buffer, Key>][];
 }
 
@@ -70,6 +77,7 @@ export function openStore(path: string): Store {
     keys: db('keys'),
     keyExpiry: db('key-expiry'),
     projections: db('projections'),
+    idempotency: db<string>('idempotency'),
   };
   try {
     checkFormat(store, path);

@@ -9,8 +9,8 @@
  */
 import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { StoreInUseError } from '../errors.ts';
-import { databases, openStore, type Store } from './store.ts';
+import { StoreInUseError } from '../../errors.ts';
+import { databases, openStore, type Store } from './layout.ts';
 
 const TEMP_PREFIX = 'compact-';
 const ENTRIES_PER_TRANSACTION = 10_000;

@@ -1,4 +1,4 @@
-import type { Duration } from 'date-fns';
+import type { Duration } from '../model/duration.ts';
 import type { EffectEvent, Identity } from '../model/types.ts';
 
 export type { Duration };

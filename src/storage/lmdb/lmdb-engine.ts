@@ -1,0 +1,409 @@
+/**
+ * The LMDB engine: the embedded default, one directory shared by the processes of one machine.
+ * Writes run inside one lmdb-js write transaction callback (synchronous; concurrent ones of this
+ * process share one commit and one sync); LMDB's lock serializes them across processes.
+ */
+import { mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Key } from 'lmdb';
+import { packr } from '../../model/msgpack.ts';
+import type { Identity } from '../../model/types.ts';
+import { identityKey } from '../../model/validate.ts';
+import type {
+  EventRow,
+  IdempotentBatch,
+  KeyRow,
+  StateChange,
+  Storage,
+  StorageEngine,
+  StorageStats,
+  VerifyCheck,
+  WriteDecision,
+  WriteRequest,
+  WriteView,
+} from '../engine.ts';
+import { assertAlone, compactStore } from './compact.ts';
+import { CONSUMER_META, CONSUMER_STATE, EMPTY, indexedSeqs, indexKey, lastSeq, MAX_SEQ, openStore, type Store } from './layout.ts';
+import { verifyIndexes } from './verify-indexes.ts';
+
+/** How often `watch` looks at the head for other processes' commits. */
+const WATCH_POLL_MS = 50;
+
+/**
+ * The LMDB engine of the store directory `path` (created when missing).
+ *
+ * @example
+ * const storage = await lmdbEngine('./data/shop').open();
+ */
+export function lmdbEngine(path: string): StorageEngine {
+  return {
+    kind: 'lmdb',
+    async open() {
+      mkdirSync(path, { recursive: true });
+      return new LmdbStorage(path, openStore(path));
+    },
+  };
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+}
+
+/** Overwrites a record with zeros of its own length, so LMDB rewrites it in place on this
+ * transaction's copy of the page and the shorter record that follows leaves zeros, not the old
+ * bytes, in the page's unused space (which compaction would copy verbatim). */
+function wipe(db: Store['keys'], key: Key): void {
+  const old = db.get(key);
+  if (old !== undefined) db.put(key, Buffer.alloc(old.length));
+}
+
+/** The view of one write, read lazily: everything runs inside the synchronous transaction. */
+class LmdbView implements WriteView {
+  readonly head: number;
+  readonly last: Uint8Array | undefined;
+  readonly #store: Store;
+  readonly #request: WriteRequest;
+
+  constructor(store: Store, request: WriteRequest) {
+    this.#store = store;
+    this.#request = request;
+    this.head = lastSeq(store);
+    this.last = this.head === 0 ? undefined : store.events.getBinary(this.head);
+  }
+
+  conflicting(aggregate: Identity): { actions: readonly number[]; effects: readonly number[] } {
+    const from = this.#request.base + 1;
+    if (from > this.head) return { actions: [], effects: [] };
+    return {
+      actions: [...indexedSeqs(this.#store.byAggregate, aggregate, from)],
+      effects: [...indexedSeqs(this.#store.effectsByAggregate, aggregate, from)],
+    };
+  }
+
+  record(seq: number): Uint8Array | undefined {
+    return this.#store.events.getBinary(seq);
+  }
+
+  linked(trigger: Identity): readonly Identity[] {
+    return linkedAggregates(this.#store, trigger, MAX_SEQ);
+  }
+
+  key(key: Identity): Uint8Array | undefined {
+    return this.#store.keys.get([key[0], key[1]]);
+  }
+
+  get idempotent(): IdempotentBatch | undefined {
+    const key = this.#request.idempotencyKey;
+    if (key === undefined) return undefined;
+    const stored = this.#store.idempotency.get(key);
+    if (stored === undefined) return undefined;
+    const [first, last] = packr.unpack(stored) as [number, number];
+    return { first, last };
+  }
+}
+
+/** Every aggregate with an action linked to `trigger` before `seq`, each once, in first-link order. */
+function linkedAggregates(store: Store, trigger: Identity, seq: number): Identity[] {
+  const seen = new Map<string, Identity>();
+  for (const { value } of store.byTrigger.getRange({ start: [trigger[0], trigger[1], 0], end: [trigger[0], trigger[1], seq] })) {
+    const aggregate = packr.unpack(value) as Identity;
+    const key = identityKey(aggregate);
+    if (!seen.has(key)) seen.set(key, aggregate);
+  }
+  return [...seen.values()];
+}
+
+function writeEvents(store: Store, rows: readonly EventRow[]): void {
+  for (const row of rows) {
+    store.events.put(row.seq, row.record as Buffer);
+    if (row.type === 'action') {
+      store.byAggregate.put(indexKey(row.aggregate, row.seq), EMPTY);
+      if (row.triggers.length > 0) {
+        const aggregate = packr.pack(row.aggregate);
+        for (const trigger of row.triggers) store.byTrigger.put(indexKey(trigger, row.seq), aggregate);
+      }
+    } else {
+      store.effects.put(row.seq, packr.pack(row.affected));
+      for (const aggregate of row.affected) store.effectsByAggregate.put(indexKey(aggregate, row.seq), EMPTY);
+    }
+  }
+}
+
+function writeKeys(store: Store, rows: readonly KeyRow[]): void {
+  for (const { key, record, expiresAt, indexedExpiresAt } of rows) {
+    const id: Key = [key[0], key[1]];
+    wipe(store.keys, id);
+    store.keys.put(id, record as Buffer);
+    if (indexedExpiresAt !== null && indexedExpiresAt !== expiresAt) store.keyExpiry.remove([indexedExpiresAt, key[0], key[1]]);
+    if (expiresAt !== null) store.keyExpiry.put([expiresAt, key[0], key[1]], EMPTY);
+  }
+}
+
+class LmdbStorage implements Storage {
+  readonly kind = 'lmdb' as const;
+  readonly location: string;
+  #store: Store;
+  /** Set while compact() swaps the store file; every operation waits for it. */
+  #compaction: Promise<void> | undefined;
+  readonly #watchers = new Set<() => void>();
+  #watch: { timer: NodeJS.Timeout; head: number } | undefined;
+
+  constructor(path: string, store: Store) {
+    this.location = path;
+    this.#store = store;
+  }
+
+  /** The store, once a compaction in progress is done. */
+  async #ready(): Promise<Store> {
+    while (this.#compaction !== undefined) await this.#compaction.catch(() => {});
+    return this.#store;
+  }
+
+  /**
+   * Like #ready, and moves this process's read snapshot to the latest commit: lmdb-js renews it
+   * once per event turn, which can miss a commit another process made within the turn.
+   */
+  async #fresh(): Promise<Store> {
+    const store = await this.#ready();
+    store.root.resetReadTxn();
+    return store;
+  }
+
+  async head(): Promise<number> {
+    return lastSeq(await this.#fresh());
+  }
+
+  async records(seqs: readonly number[]): Promise<(Uint8Array | undefined)[]> {
+    const store = await this.#ready();
+    return seqs.map((seq) => store.events.getBinary(seq));
+  }
+
+  async scan(from: number, to: number, limit: number): Promise<{ seq: number; record: Uint8Array }[]> {
+    const store = await this.#ready();
+    const page: { seq: number; record: Uint8Array }[] = [];
+    for (const { key, value } of store.events.getRange({ start: from, end: to + 1, limit })) page.push({ seq: key, record: value });
+    return page;
+  }
+
+  async actionSeqs(aggregate: Identity, from: number, to: number, limit: number): Promise<number[]> {
+    return this.#seqs((await this.#ready()).byAggregate, aggregate, from, to, limit);
+  }
+
+  async effectSeqs(aggregate: Identity, from: number, to: number, limit: number): Promise<number[]> {
+    return this.#seqs((await this.#ready()).effectsByAggregate, aggregate, from, to, limit);
+  }
+
+  #seqs(index: Store['byAggregate'], aggregate: Identity, from: number, to: number, limit: number): number[] {
+    const seqs: number[] = [];
+    for (const key of index.getKeys({ start: [aggregate[0], aggregate[1], from], end: [aggregate[0], aggregate[1], to], limit })) {
+      seqs.push((key as [string, Identity[1], number])[2]);
+    }
+    return seqs;
+  }
+
+  async affected(seqs: readonly number[]): Promise<(readonly Identity[] | undefined)[]> {
+    const store = await this.#ready();
+    return seqs.map((seq) => {
+      const stored = store.effects.get(seq);
+      return stored === undefined ? undefined : (packr.unpack(stored) as Identity[]);
+    });
+  }
+
+  async effectsFrom(from: number): Promise<{ seq: number; affected: readonly Identity[] }[]> {
+    const store = await this.#ready();
+    const effects: { seq: number; affected: readonly Identity[] }[] = [];
+    for (const { key, value } of store.effects.getRange({ start: from })) effects.push({ seq: key, affected: packr.unpack(value) as Identity[] });
+    return effects;
+  }
+
+  async write<Result>(request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>): Promise<Result> {
+    const store = await this.#ready();
+    return store.root.transaction(() => {
+      const decision = decide(new LmdbView(store, request));
+      // Everything that can throw ran in decide: from here on the writes go in whole.
+      if (decision.events !== undefined) writeEvents(store, decision.events);
+      if (decision.keys !== undefined) writeKeys(store, decision.keys);
+      if (decision.idempotency !== undefined) {
+        const { key, first, last } = decision.idempotency;
+        store.idempotency.put(key, packr.pack([first, last]));
+      }
+      return decision.result;
+    });
+  }
+
+  async meta(name: string): Promise<Uint8Array | undefined> {
+    return (await this.#fresh()).meta.get(name);
+  }
+
+  async initMeta(values: Readonly<Record<string, Uint8Array>>): Promise<Record<string, Uint8Array>> {
+    const store = await this.#ready();
+    return store.meta.transactionSync(() => {
+      const stored: Record<string, Uint8Array> = {};
+      for (const [name, value] of Object.entries(values)) {
+        let current = store.meta.get(name);
+        if (current === undefined) store.meta.putSync(name, (current = Buffer.from(value)));
+        stored[name] = current;
+      }
+      return stored;
+    });
+  }
+
+  async keyRecords(keys: readonly Identity[]): Promise<(Uint8Array | undefined)[]> {
+    const store = await this.#fresh();
+    return keys.map((key) => store.keys.get([key[0], key[1]]));
+  }
+
+  async *allKeys(): AsyncIterable<{ key: Identity; record: Uint8Array }> {
+    const store = await this.#fresh();
+    for (const { key, value } of store.keys.getRange()) {
+      const [kind, id] = key as [string, Identity[1]];
+      yield { key: [kind, id], record: value };
+    }
+  }
+
+  async expiringKeys(at: number | undefined): Promise<{ key: Identity; expiresAt: number }[]> {
+    const store = await this.#fresh();
+    const range = at === undefined ? { limit: 1 } : { end: [at, '\uffff'] };
+    const due: { key: Identity; expiresAt: number }[] = [];
+    for (const key of store.keyExpiry.getKeys(range)) {
+      const [expiresAt, kind, id] = key as [number, string, Identity[1]];
+      if (at === undefined || expiresAt <= at) due.push({ key: [kind, id], expiresAt });
+    }
+    return due;
+  }
+
+  async consumerMeta(name: string): Promise<Uint8Array | undefined> {
+    return (await this.#fresh()).projections.get([name, CONSUMER_META]);
+  }
+
+  async consumers(): Promise<{ name: string; meta: Uint8Array }[]> {
+    const store = await this.#fresh();
+    const found: { name: string; meta: Uint8Array }[] = [];
+    let start: Key = [];
+    for (;;) {
+      let entry: { key: Key; value: Buffer } | undefined;
+      for (const next of store.projections.getRange({ start, limit: 1 })) entry = next;
+      if (entry === undefined) return found;
+      const [name, section] = entry.key as [string, number];
+      if (section === CONSUMER_META) found.push({ name, meta: entry.value });
+      // Jump past every entry of this name: one O(log n) lookup per consumer.
+      start = [name, CONSUMER_STATE + 1];
+    }
+  }
+
+  async states(name: string, aggregates: readonly Identity[]): Promise<(Uint8Array | undefined)[]> {
+    const store = await this.#ready();
+    return aggregates.map((aggregate) => store.projections.get([name, CONSUMER_STATE, aggregate[0], aggregate[1]]));
+  }
+
+  async *allStates(name: string, kind?: string): AsyncIterable<{ aggregate: Identity; value: Uint8Array }> {
+    const store = await this.#fresh();
+    const start = kind === undefined ? [name, CONSUMER_STATE] : [name, CONSUMER_STATE, kind];
+    for (const { key, value } of store.projections.getRange({ start })) {
+      const [owner, section, stateKind, id] = key as [string, number, string, Identity[1]];
+      if (owner !== name || section !== CONSUMER_STATE || (kind !== undefined && stateKind !== kind)) return;
+      yield { aggregate: [stateKind, id], value };
+    }
+  }
+
+  async commitStates(name: string, expected: Uint8Array | undefined, meta: Uint8Array, changes: readonly StateChange[]): Promise<boolean> {
+    const store = await this.#ready();
+    return store.root.transaction(() => {
+      if (!sameBytes(store.projections.get([name, CONSUMER_META]), expected)) return false;
+      for (const { aggregate, value, wipe: mustWipe } of changes) {
+        const key: Key = [name, CONSUMER_STATE, aggregate[0], aggregate[1]];
+        if (mustWipe) wipe(store.projections, key);
+        if (value === undefined) store.projections.remove(key);
+        else store.projections.put(key, value as Buffer);
+      }
+      store.projections.put([name, CONSUMER_META], meta as Buffer);
+      return true;
+    });
+  }
+
+  async dropConsumer(name: string): Promise<void> {
+    const store = await this.#ready();
+    await store.root.transaction(() => {
+      for (const key of store.projections.getKeys({ start: [name] })) {
+        if ((key as unknown[])[0] !== name) break;
+        store.projections.remove(key);
+      }
+    });
+  }
+
+  async verify(head: number, check: VerifyCheck): Promise<{ seq: number; reason: string } | undefined> {
+    return verifyIndexes(await this.#fresh(), head, check, linkedAggregates);
+  }
+
+  async stats(): Promise<StorageStats> {
+    const store = await this.#fresh();
+    return { aggregates: countAggregates(store), bytes: statSync(join(this.location, 'data.mdb')).size };
+  }
+
+  async compact(onProgress?: (done: number, total: number) => void): Promise<void> {
+    const store = await this.#fresh();
+    assertAlone(store, this.location);
+    const compaction = (async () => {
+      await store.root.committed;
+      try {
+        await compactStore(store, this.location, onProgress);
+      } finally {
+        // Whether or not the copy went through, this connection carries on with the store on disk.
+        this.#store = openStore(this.location);
+        this.#compaction = undefined;
+      }
+    })();
+    this.#compaction = compaction;
+    await compaction;
+  }
+
+  watch(listener: () => void): () => void {
+    this.#watchers.add(listener);
+    if (this.#watch === undefined) {
+      const watch = { head: lastSeq(this.#store), timer: setInterval(() => this.#poll(), WATCH_POLL_MS) };
+      watch.timer.unref();
+      this.#watch = watch;
+    }
+    return () => {
+      this.#watchers.delete(listener);
+      if (this.#watchers.size === 0 && this.#watch !== undefined) {
+        clearInterval(this.#watch.timer);
+        this.#watch = undefined;
+      }
+    };
+  }
+
+  /** One O(log n) lookup of the head: the log itself is never re-read to notice a commit. */
+  #poll(): void {
+    if (this.#watch === undefined || this.#compaction !== undefined) return;
+    this.#store.root.resetReadTxn();
+    const head = lastSeq(this.#store);
+    if (head === this.#watch.head) return;
+    this.#watch.head = head;
+    for (const listener of this.#watchers) listener();
+  }
+
+  async close(): Promise<void> {
+    const store = await this.#ready();
+    if (this.#watch !== undefined) clearInterval(this.#watch.timer);
+    this.#watch = undefined;
+    this.#watchers.clear();
+    await store.root.committed;
+    await store.root.close();
+  }
+}
+
+/** Counts distinct aggregates by jumping from one to the next in the index: O(aggregates log n). */
+function countAggregates(store: Store): number {
+  let count = 0;
+  let start: Key | undefined;
+  for (;;) {
+    let next: Key | undefined;
+    for (const key of store.byAggregate.getKeys(start === undefined ? { limit: 1 } : { start, limit: 1, exclusiveStart: true })) next = key;
+    if (next === undefined) return count;
+    const [kind, id] = next as [string, Identity[1]];
+    count++;
+    start = [kind, id, MAX_SEQ];
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * verify() on LMDB: every index holds exactly the entries the events imply, both ways.
+ */
+import type { Key } from 'lmdb';
+import { packr } from '../../model/msgpack.ts';
+import type { Identity } from '../../model/types.ts';
+import { identityKey } from '../../model/validate.ts';
+import type { IndexFacts, VerifyCheck } from '../engine.ts';
+import { indexKey, type Store } from './layout.ts';
+
+/** How many events are checked between yields to the event loop (and progress reports). */
+const CHUNK = 10_000;
+
+type Problem = { seq: number; reason: string };
+type Linked = (store: Store, trigger: Identity, seq: number) => Identity[];
+
+function sameIdentity(a: unknown, b: Identity): boolean {
+  return Array.isArray(a) && a.length === 2 && a[0] === b[0] && a[1] === b[1];
+}
+
+function sameList(a: readonly Identity[], b: readonly Identity[]): boolean {
+  return a.length === b.length && a.every((identity, i) => identityKey(identity) === identityKey(b[i] as Identity));
+}
+
+/**
+ * Walks the events up to `head` from one snapshot, checking the entries each implies, then looks
+ * for entries no event accounts for (only when the counts say there are some).
+ */
+export async function verifyIndexes(store: Store, head: number, check: VerifyCheck, linked: Linked): Promise<Problem | undefined> {
+  const counts = { byAggregate: 0, byTrigger: 0, effects: 0, effectsByAggregate: 0 };
+  for (const { key: seq, value: record } of store.events.getRange({ start: 0, end: head + 1, snapshot: true })) {
+    const facts = check.inspect(seq, record);
+    if (facts.type === 'action') {
+      if (!store.byAggregate.doesExist(indexKey(facts.aggregate, seq))) return { seq, reason: 'missing from the aggregate index' };
+      counts.byAggregate++;
+      for (const trigger of facts.triggers) {
+        const entry = store.byTrigger.get(indexKey(trigger, seq));
+        if (entry === undefined || !sameIdentity(packr.unpack(entry), facts.aggregate)) return { seq, reason: 'missing or wrong in the trigger index' };
+        counts.byTrigger++;
+      }
+    } else {
+      const stored = store.effects.get(seq);
+      const affected = linked(store, facts.trigger, seq);
+      if (stored === undefined || !sameList(packr.unpack(stored) as Identity[], affected)) {
+        return { seq, reason: 'the affected aggregates recorded for the effect disagree with the trigger index' };
+      }
+      counts.effects++;
+      for (const aggregate of affected) {
+        if (!store.effectsByAggregate.doesExist(indexKey(aggregate, seq))) return { seq, reason: 'missing from the effect index' };
+        counts.effectsByAggregate++;
+      }
+    }
+    if (seq % CHUNK === 0) {
+      check.onProgress?.(seq);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  store.root.resetReadTxn();
+  // Every expected entry exists; equal counts then mean there is nothing else in the index.
+  const stray = (db: Store['byAggregate'], expected: number, name: string, explains: (facts: IndexFacts, key: Key) => boolean) =>
+    db.getKeysCount() === expected ? undefined : findStray(store, db.getKeys(), head, name, check, explains);
+  return (
+    stray(store.byAggregate, counts.byAggregate, 'aggregate index', (facts, key) => facts.type === 'action' && sameIdentity(identityOf(key), facts.aggregate)) ??
+    stray(store.byTrigger, counts.byTrigger, 'trigger index', (facts, key) => facts.type === 'action' && facts.triggers.some((t) => sameIdentity(identityOf(key), t))) ??
+    stray(store.effectsByAggregate, counts.effectsByAggregate, 'effect index', (facts, key) =>
+      facts.type === 'effect' && linked(store, facts.trigger, seqOf(key)).some((a) => sameIdentity(identityOf(key), a))) ??
+    stray(store.effects, counts.effects, 'effects table', (facts) => facts.type === 'effect')
+  );
+}
+
+function identityOf(key: Key): Identity {
+  const [kind, id] = key as [string, Identity[1]];
+  return [kind, id];
+}
+
+function seqOf(key: Key): number {
+  return typeof key === 'number' ? key : ((key as unknown[])[2] as number);
+}
+
+/**
+ * The entry of an index that no event up to the verified head accounts for, naming the lowest
+ * seq it claims. Entries past that head with an event belong to appends made while verify ran;
+ * those without one are as wrong as any.
+ */
+function findStray(store: Store, keys: Iterable<Key>, head: number, name: string, check: VerifyCheck, explains: (facts: IndexFacts, key: Key) => boolean): Problem | undefined {
+  let lowest: Problem | undefined;
+  for (const key of keys) {
+    const seq = seqOf(key);
+    if (typeof seq === 'number' && seq > head && store.events.doesExist(seq)) continue;
+    const record = typeof seq === 'number' && seq >= 1 && seq <= head ? store.events.getBinary(seq) : undefined;
+    const facts = record === undefined ? undefined : check.factsOf(seq, record);
+    if ((facts === undefined || !explains(facts, key)) && (lowest === undefined || seq < lowest.seq)) {
+      lowest = { seq, reason: `the ${name} has an entry no event accounts for` };
+    }
+  }
+  return lowest;
+}
