@@ -35,10 +35,11 @@ function keysOf(bodies: readonly Body[]): Identity[] {
 }
 
 /**
- * The revealer for bodies that need `keys`: decrypting where the key lives (now), redacting where
- * it is gone. Without a master key, values under a live key throw MissingMasterKeyError.
+ * The material of each of `keys` that can decrypt now (undefined for one that is gone, destroyed
+ * or past its expiry), read from the store in one call: a shred that has returned is seen here.
+ * @throws MissingMasterKeyError without a master key, when one of them is live.
  */
-async function revealerFor(context: RevealContext, keys: readonly Identity[]): Promise<Revealer> {
+export async function liveMaterials(context: RevealContext, keys: readonly Identity[]): Promise<Map<string, Uint8Array | undefined>> {
   const records = await context.storage.keyRecords(keys);
   const now = context.now();
   const material = new Map<string, Uint8Array | undefined>();
@@ -52,6 +53,22 @@ async function revealerFor(context: RevealContext, keys: readonly Identity[]): P
       material.set(identityKey(key), context.keys.material(key, record.wrapped as Uint8Array));
     }
   });
+  return material;
+}
+
+/** The key each revealed event was decrypted with, for what is folded from it (sealed states). */
+const decryptedWith = new WeakMap<LogEvent, Identity>();
+
+/** The key `event` (as revealed here) was decrypted with; undefined when it held no plaintext of one. */
+export function keyOf(event: LogEvent): Identity | undefined {
+  return decryptedWith.get(event);
+}
+
+/**
+ * The revealer for bodies that need `keys`: decrypting where the key lives (now), redacting where
+ * it is gone.
+ */
+function revealerFor(context: RevealContext, material: Map<string, Uint8Array | undefined>): Revealer {
   return (seq, aggregate, key) => {
     const found = material.get(identityKey(key));
     if (found === undefined) return (_, path) => context.redact({ aggregate, path, key });
@@ -65,8 +82,15 @@ export async function revealBodies(context: RevealContext, entries: readonly { s
   const keys = keysOf(entries.map((entry) => entry.body));
   // Without keys no body holds an envelope: a binary value there is corruption, which
   // toLogEvent reports before it would call the revealer.
-  const reveal = keys.length === 0 ? revealRaw : await revealerFor(context, keys);
-  return entries.map(({ seq, body }) => toLogEvent(seq, body, reveal));
+  if (keys.length === 0) return entries.map(({ seq, body }) => toLogEvent(seq, body, revealRaw));
+  const material = await liveMaterials(context, keys);
+  const reveal = revealerFor(context, material);
+  return entries.map(({ seq, body }) => {
+    const event = toLogEvent(seq, body, reveal);
+    const key = body[0] === 0 ? body[8] : undefined;
+    if (key !== undefined && material.get(identityKey(key)) !== undefined) decryptedWith.set(event, key);
+    return event;
+  });
 }
 
 /** Decodes stored records and reveals them. @throws CorruptLogError for a record that is not an event. */

@@ -6,10 +6,16 @@
  * there), then committed in one transaction that first checks the record is still the one the
  * batch started from. Two processes catching up the same projection therefore never apply an
  * event twice: the slower one finds the position moved and carries on from there.
+ *
+ * A state folded from encrypted values is stored sealed under their keys (log/sealed.ts): once
+ * one of them is destroyed nobody can open it, and whoever meets it (a reader, or the next
+ * batch) folds that aggregate again from its actions with the keys as they are now.
  */
 import { InvalidArgumentError, ProjectionError } from '../errors.ts';
 import type { LogCore } from '../log/log-core.ts';
 import { actionSeqs, aggregateMatcher, readEvents } from '../log/read.ts';
+import { keyOf } from '../log/reveal.ts';
+import { decodeDerived, encodeDerived } from '../log/sealed.ts';
 import { applyPatchAtomic } from '../model/fold.ts';
 import { describe } from '../model/json-pointer.ts';
 import { packr } from '../model/msgpack.ts';
@@ -22,6 +28,8 @@ import type { CatchUpResult, Projection, ProjectionOptions } from './projection.
 const BATCH_EVENTS = 5_000;
 /** Events folded between two reads of the states they need (one engine call per chunk). */
 const CHUNK_EVENTS = 256;
+/** States opened together (one read of their keys) by `entries`. */
+const ENTRIES_PAGE = 256;
 /** Aggregate states kept in memory between the batches of one catch-up. */
 const STATE_CACHE_ENTRIES = 50_000;
 
@@ -39,9 +47,13 @@ interface Meta {
 interface Entry<State> {
   aggregate: Identity;
   state: State | undefined;
+  /** The keys whose plaintext was folded into the state: it is sealed under them. */
+  keys: Map<string, Identity>;
   changed: boolean;
   /** Folded again because of an effect: its old record is wiped before the new one is written. */
   refolded: boolean;
+  /** The stored state could not be opened (a key it was sealed under is gone): fold it again before use. */
+  stale: boolean;
 }
 
 type FollowOptions = { onError?: (error: unknown) => void; onCatchUp?: (result: CatchUpResult) => void };
@@ -125,7 +137,7 @@ export class StoredProjection<State> {
       this.#core.assertOpen(); // close() has begun: stop between batches.
       const batch = await this.#computeBatch(meta.position, head, cache);
       const next = packr.pack({ position: batch.to, definition: this.#definition } satisfies Meta);
-      const committed = await this.#core.storage.commitStates(this.name, meta.stored, next, this.#changes(cache));
+      const committed = await this.#core.storage.commitStates(this.name, meta.stored, next, await this.#changes(cache));
       if (committed) {
         result.actions += batch.actions;
         result.replayed += batch.replayed;
@@ -139,8 +151,11 @@ export class StoredProjection<State> {
     return result;
   }
 
-  /** The entries of `aggregates`, reading the states not yet in `entries` in one engine call. */
-  async #load(entries: Map<string, Entry<State>>, aggregates: Iterable<Identity>): Promise<void> {
+  /**
+   * The entries of `aggregates`, reading the states not yet in `entries` in one engine call. A
+   * state whose keys are gone is folded again up to `position`, the position it was stored at.
+   */
+  async #load(entries: Map<string, Entry<State>>, aggregates: Iterable<Identity>, position: number): Promise<void> {
     const missing = new Map<string, Identity>();
     for (const aggregate of aggregates) {
       const key = identityKey(aggregate);
@@ -148,11 +163,45 @@ export class StoredProjection<State> {
     }
     if (missing.size === 0) return;
     const wanted = [...missing.values()];
-    const stored = await this.#core.storage.states(this.name, wanted);
-    wanted.forEach((aggregate, i) => {
-      const value = stored[i];
-      entries.set(identityKey(aggregate), { aggregate, state: value === undefined ? undefined : (packr.unpack(value) as State), changed: false, refolded: false });
-    });
+    const states = await this.#open(wanted, await this.#core.storage.states(this.name, wanted), position, true);
+    wanted.forEach((aggregate, i) => entries.set(identityKey(aggregate), states[i] as Entry<State>));
+  }
+
+  /**
+   * The entries of stored states: opened where their keys live; where one is gone, folded again
+   * from the aggregate's actions up to `position` with the keys as they are now, at once or
+   * (`lazily`, in a catch-up, where an effect may refold it anyway) when first used.
+   */
+  async #open(aggregates: readonly Identity[], stored: readonly (Uint8Array | undefined)[], position: number, lazily: boolean): Promise<Entry<State>[]> {
+    const present = aggregates.flatMap((aggregate, i) => (stored[i] === undefined ? [] : [{ aggregate, bytes: stored[i] as Uint8Array }]));
+    const opened = await decodeDerived(this.#core, this.name, present);
+    let next = 0;
+    const entries: Entry<State>[] = [];
+    for (const [i, aggregate] of aggregates.entries()) {
+      const entry: Entry<State> = { aggregate, state: undefined, keys: new Map(), changed: false, refolded: false, stale: false };
+      entries.push(entry);
+      if (stored[i] === undefined) continue;
+      const found = opened[next++];
+      if (found !== undefined) {
+        entry.state = found.value as State;
+        entry.keys = new Map(found.keys.map((k) => [identityKey(k), k]));
+      } else if (lazily) {
+        entry.stale = true;
+      } else {
+        await this.#refold(entry, position);
+      }
+    }
+    return entries;
+  }
+
+  /** Folds an aggregate again from its first action up to `upTo`, decrypting with the keys as they are now. */
+  async #refold(entry: Entry<State>, upTo: number): Promise<number> {
+    entry.state = undefined;
+    entry.keys = new Map();
+    entry.stale = false;
+    const actions = await this.#core.events(await actionSeqs(this.#core, entry.aggregate, 1, upTo + 1));
+    for (const action of actions) this.#fold(entry, action as ActionEvent);
+    return actions.length;
   }
 
   /** Folds the events after `position` (at most one batch of them) into `entries`. */
@@ -167,22 +216,22 @@ export class StoredProjection<State> {
       if (effects.length > 0) {
         (await this.#core.storage.affected(effects)).forEach((list, i) => affected.set(effects[i] as number, (list ?? []).filter((a) => this.#matches?.(a) ?? true)));
       }
-      await this.#load(entries, chunk.flatMap((event) => ('action' in event ? [event.action.aggregate] : (affected.get(event.seq) ?? []))));
+      await this.#load(entries, chunk.flatMap((event) => ('action' in event ? [event.action.aggregate] : (affected.get(event.seq) ?? []))), position);
       for (const event of chunk) {
         if ('action' in event) {
           const target = entries.get(identityKey(event.action.aggregate)) as Entry<State>;
-          target.state = this.#fold(target.state, event);
+          if (target.stale) {
+            await this.#refold(target, position);
+            target.refolded = true;
+          }
+          this.#fold(target, event);
           target.changed = true;
           actions++;
           continue;
         }
         for (const aggregate of affected.get(event.seq) ?? []) {
           const target = entries.get(identityKey(aggregate)) as Entry<State>;
-          target.state = undefined;
-          for (const action of await this.#core.events(await actionSeqs(this.#core, aggregate, 1, event.seq))) {
-            target.state = this.#fold(target.state, action as ActionEvent);
-            replayed++;
-          }
+          replayed += await this.#refold(target, event.seq - 1);
           target.changed = true;
           target.refolded = true;
         }
@@ -202,29 +251,40 @@ export class StoredProjection<State> {
     return { to, actions, replayed };
   }
 
-  #fold(state: State | undefined, event: ActionEvent): State {
+  /** Folds one action into an entry, noting the key its plaintext came under. */
+  #fold(entry: Entry<State>, event: ActionEvent): void {
     try {
-      return this.#apply(state === undefined ? this.#init(event.action.aggregate) : state, event);
+      entry.state = this.#apply(entry.state === undefined ? this.#init(event.action.aggregate) : entry.state, event);
     } catch (cause) {
       throw new ProjectionError(this.name, event.seq, cause);
     }
+    const key = keyOf(event);
+    if (key !== undefined) entry.keys.set(identityKey(key), key);
   }
 
-  #changes(entries: Map<string, Entry<State>>): StateChange[] {
-    const changes: StateChange[] = [];
-    for (const { aggregate, state, changed, refolded } of entries.values()) {
-      if (!changed) continue;
-      // A refolded state may have held plaintext a shred just took away: the engine overwrites it.
-      changes.push({ aggregate, value: state === undefined ? undefined : packr.pack(state), wipe: refolded });
-    }
-    return changes;
+  /** The changed states of a batch, encoded (sealed where keys contributed). */
+  async #changes(entries: Map<string, Entry<State>>): Promise<StateChange[]> {
+    const changed = [...entries.values()].filter((entry) => entry.changed);
+    const kept = changed.filter((entry) => entry.state !== undefined);
+    const encoded = await encodeDerived(this.#core, this.name, kept.map(({ aggregate, state, keys }) => ({ aggregate, value: state, keys: [...keys.values()] })));
+    const values = new Map(kept.map((entry, i) => [entry, encoded[i]]));
+    // A refolded state may have held plaintext a shred just took away: the engine overwrites it.
+    return changed.map((entry) => ({ aggregate: entry.aggregate, value: values.get(entry), wipe: entry.refolded }));
+  }
+
+  /** The position the stored states are at, without checking the definition (readers only read). */
+  async #storedPosition(): Promise<number> {
+    const stored = await this.#core.storage.consumerMeta(this.name);
+    return stored === undefined ? this.#definition.from - 1 : (packr.unpack(stored) as Meta).position;
   }
 
   async get(aggregate: Identity): Promise<State | undefined> {
     const checked = prepareIdentity(aggregate, 'aggregate');
     this.#core.assertOpen();
-    const [stored] = await this.#core.storage.states(this.name, [checked]);
-    return stored === undefined ? undefined : (packr.unpack(stored) as State);
+    const stored = await this.#core.storage.states(this.name, [checked]);
+    if (stored[0] === undefined) return undefined;
+    const [entry] = await this.#open([checked], stored, await this.#storedPosition(), false);
+    return entry?.state;
   }
 
   async *entries(options: { kind?: string } = {}): AsyncIterable<[Identity, State]> {
@@ -232,7 +292,18 @@ export class StoredProjection<State> {
       throw new InvalidArgumentError(`options.kind: expected a non-empty string, got ${describe(isPlainObject(options) ? options.kind : options)}`);
     }
     this.#core.assertOpen();
-    for await (const { aggregate, value } of this.#core.storage.allStates(this.name, options.kind)) yield [aggregate, packr.unpack(value) as State];
+    const position = await this.#storedPosition();
+    let page: { aggregate: Identity; value: Uint8Array }[] = [];
+    const flush = async () => {
+      const entries = await this.#open(page.map((p) => p.aggregate), page.map((p) => p.value), position, false);
+      page = [];
+      return entries.map((entry): [Identity, State] => [entry.aggregate, entry.state as State]);
+    };
+    for await (const state of this.#core.storage.allStates(this.name, options.kind)) {
+      page.push(state);
+      if (page.length === ENTRIES_PAGE) yield* await flush();
+    }
+    if (page.length > 0) yield* await flush();
   }
 
   async position(): Promise<number> {
