@@ -31,9 +31,11 @@ export interface CatchUpResult {
 }
 
 /**
- * A read model kept next to the log in LMDB: one state per aggregate, and a position.
- * States hold values as readers see them, decrypted where keys live: after a shred, a catch-up
- * replaces them with redacted ones, and `log.compact()` removes the old copies from the files.
+ * A read model kept next to the log, in its store: one state per aggregate, and a position.
+ * States hold values as readers see them, decrypted where keys live; a state folded from
+ * encrypted values is stored sealed under their keys, so once one of them is destroyed it can be
+ * opened no more: `get` and `entries` then fold that aggregate again with the keys as they are
+ * now (redacted), and the next catch-up replaces it.
  * States and position change together, one transaction per batch of events, so a crash leaves
  * the projection at a consistent position and a restart neither skips nor repeats an event.
  * When the projection meets an effect, it folds every affected aggregate it holds again from
