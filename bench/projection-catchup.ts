@@ -12,7 +12,9 @@
  *                         the raw scan, alternating; target >= 0.5x raw.
  *   projection-encrypted  `catchUp` over 200k actions each with one field encrypted (10k keys,
  *                         the store of bench/encrypted-read.ts); target >= 60k events/s; raw
- *                         scan and raw scan + decryption alongside.
+ *                         scan and raw scan + decryption alongside; and the same catch-up
+ *                         writing its states unsealed (a core built here with sealing off),
+ *                         target: sealed >= 0.8x unsealed.
  *   projection-rss        peak RSS of a child process doing a 1M-event catch-up (the kernel's
  *                         high-water mark, VmHWM), target <= 200 MB; the same child doing the
  *                         raw scan alongside, and the split into anonymous and file-backed
@@ -28,10 +30,15 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Identity, Log, NewAction } from '../src/index.ts';
 import {
-  appendAll, expectedState, openKeyedLog, rawDecodePass, rawDecryptPass, runIfMain, scaledTarget, workloadAction, workloadStore,
+  appendAll, expectedState, masterKey, openKeyedLog, rawDecodePass, rawDecryptPass, runIfMain, scaledTarget, workloadAction, workloadStore,
 } from './encryption-support.ts';
 import { decodeBody } from '../src/log/record.ts';
-import { closeRawStore, emit, median, note, now, openRawStore, round, type Bench, type BenchContext } from './support.ts';
+import { unlockStore } from '../src/keys/unlock.ts';
+import { KeyCache } from '../src/log/key-cache.ts';
+import { LogCore } from '../src/log/log-core.ts';
+import { openProjection } from '../src/projections/projector.ts';
+import { lmdbEngine } from '../src/storage/lmdb/lmdb-engine.ts';
+import { closeRawStore, emit, fixedClock, median, note, now, openRawStore, round, type Bench, type BenchContext } from './support.ts';
 
 const AGGREGATES = 10_000;
 const SUBJECTS = 5;
@@ -140,6 +147,25 @@ async function rotate<K extends string>(round: number, passes: Record<K, () => P
   return got;
 }
 
+/**
+ * The same catch-up as `catchUpPass` on a core put together here as openLog does, but with
+ * `sealStates` off: the states are written as plain msgpack. The baseline of the sealing cost.
+ */
+async function unsealedCatchUpPass(path: string, expectedActions: number): Promise<{ perS: number; seconds: number }> {
+  const storage = await lmdbEngine(path).open();
+  const core = new LogCore(storage, { clock: fixedClock, redact: () => null, maxEventBytes: 1 << 20, keyTtl: undefined, sealStates: false }, new KeyCache(await unlockStore(storage, masterKey())));
+  try {
+    const head = await storage.head();
+    const started = now();
+    const result = await openProjection(core, `bench-unsealed-${process.pid}-${projectionCounter++}`, {}).catchUp();
+    const seconds = (now() - started) / 1000;
+    if (result.actions < expectedActions || result.to !== head) throw new Error(`bench: the unsealed catchUp applied ${result.actions} actions up to ${result.to}`);
+    return { perS: head / seconds, seconds };
+  } finally {
+    await core.close();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // catchUp over plain actions vs raw
 
@@ -196,19 +222,35 @@ export const projectionEncrypted: Bench = {
     note('projection-encrypted: warm-up');
     await rawDecodePass(store.path);
     await catchUpPass(store.path, events, events - 1);
-    const perS = { catchUp: [] as number[], raw: [] as number[], rawDecrypt: [] as number[] };
+    const perS = { catchUp: [] as number[], unsealed: [] as number[], raw: [] as number[], rawDecrypt: [] as number[] };
+    const sealedRatios: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       note(`projection-encrypted: round ${r + 1}/${ROUNDS}`);
       const got = await rotate(r, {
         catchUp: async () => (await catchUpPass(store.path, events, events - 1)).perS,
+        unsealed: async () => (await unsealedCatchUpPass(store.path, events)).perS,
         raw: async () => (await rawDecodePass(store.path)).perS,
         rawDecrypt: async () => (await rawDecryptPass(store.path)).perS,
       });
       perS.catchUp.push(got.catchUp);
+      perS.unsealed.push(got.unsealed);
       perS.raw.push(got.raw);
       perS.rawDecrypt.push(got.rawDecrypt);
+      sealedRatios.push(got.catchUp / got.unsealed);
     }
     const catchUpPerS = median(perS.catchUp);
+    const sealedRatio = median(sealedRatios);
+    emit({
+      bench: 'projection-sealed',
+      events,
+      rounds: ROUNDS,
+      sealed_per_s: round(catchUpPerS),
+      unsealed_per_s: round(median(perS.unsealed)),
+      ratio: round(sealedRatio, 3),
+      ratio_rounds: sealedRatios.map((x) => round(x, 3)),
+      target: '>=0.8x the same catch-up writing plain states',
+      met: sealedRatio >= 0.8,
+    });
     emit({
       bench: 'projection-encrypted',
       events,

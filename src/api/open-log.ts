@@ -60,6 +60,7 @@ function prepareOpenOptions(options: unknown): Options {
       redact: (redact as LogSettings['redact'] | undefined) ?? (() => null),
       maxEventBytes: (maxEventBytes as number | undefined) ?? DEFAULT_MAX_EVENT_BYTES,
       keyTtl: keyTtl === undefined ? undefined : parseDuration(keyTtl, 'options.keyTtl'),
+      sealStates: true,
     },
     masterKey: masterKey === undefined ? undefined : parseMasterKey(masterKey),
     autoExpire: autoExpire === true,

@@ -36,6 +36,14 @@ export class KeyCache {
     return material;
   }
 
+  /**
+   * The material this process holds for `key`, without reading the store: what it decrypted with
+   * last. Undefined once it saw the key destroyed (or never used it).
+   */
+  held(key: Identity): Uint8Array | undefined {
+    return this.#keys.get(identityKey(key))?.key;
+  }
+
   /** Wipes one key from memory (it was destroyed). */
   forget(key: Identity): void {
     const id = identityKey(key);

@@ -19,6 +19,11 @@ export interface LogSettings {
   maxEventBytes: number;
   /** Lifetime of keys created implicitly by encrypting with an unknown key. */
   keyTtl: Duration | undefined;
+  /**
+   * Seal derived values (projection states) under their keys. Always true from `openLog`;
+   * false only where the sealed-vs-plain benchmark builds a core itself for its baseline.
+   */
+  sealStates: boolean;
 }
 
 /** What a write of this process tells its listeners. */
@@ -46,6 +51,10 @@ export class LogCore implements RevealContext {
 
   get redact(): Redact {
     return this.settings.redact;
+  }
+
+  get sealStates(): boolean {
+    return this.settings.sealStates;
   }
 
   /**

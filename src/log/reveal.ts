@@ -20,6 +20,8 @@ export interface RevealContext {
   readonly storage: Storage;
   readonly keys: KeyCache;
   readonly redact: Redact;
+  /** Whether derived values are sealed (see LogSettings.sealStates). */
+  readonly sealStates: boolean;
   now(): number;
 }
 

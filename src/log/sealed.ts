@@ -4,10 +4,16 @@
  * none outlives its keys (SPEC §6, "Read models at rest are sealed").
  *
  * A record is msgpack: the value itself when it was folded from plaintext only (as 0.1.0 stored
- * every state: no cost without encryption), or a binary holding
- * `msgpack [1, keys, salt, ciphertext]` when keys contributed (no JSON value is a binary, so the
- * two cannot be confused). The record names its keys, never their material. A record sealed
- * while one of its keys was already gone holds no ciphertext at all: it can never be opened.
+ * every state: no cost without encryption), or `[SEALED, keys, salt, ciphertext]` when keys
+ * contributed, where SEALED is a binary (no JSON value holds one, so the two cannot be
+ * confused). The record names its keys, never their material. A record sealed while one of its
+ * keys was already gone holds no ciphertext at all: it can never be opened.
+ *
+ * Sealing takes the keys' material from what this process decrypted the folded values with
+ * (the key cache), not from the store again: a value is only in a state because it was
+ * decrypted a moment before. If another process destroyed a key meanwhile, the state is sealed
+ * under a key nobody can obtain any more, which is as unreadable as intended; if this process
+ * saw it destroyed, the record is kept without ciphertext.
  */
 import { drawSalts, openBytes, sealBytes } from '../crypto/seal.ts';
 import { packr } from '../model/msgpack.ts';
@@ -15,10 +21,15 @@ import type { Identity } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
 import { liveMaterials, type RevealContext } from './reveal.ts';
 
-const SEALED_VERSION = 1;
+/** The first element of a sealed record: a binary, which no JSON state can be; its byte is the version. */
+const SEALED = Uint8Array.of(1);
 const textEncoder = new TextEncoder();
 
-type SealedRecord = [version: number, keys: Identity[], salt: Uint8Array | null, ciphertext: Uint8Array | null];
+type SealedRecord = [marker: Uint8Array, keys: Identity[], salt: Uint8Array | null, ciphertext: Uint8Array | null];
+
+function isSealed(value: unknown): value is SealedRecord {
+  return Array.isArray(value) && value[0] instanceof Uint8Array;
+}
 
 /** A value to keep, with the keys whose plaintext was folded into it. */
 export interface Derived {
@@ -35,30 +46,21 @@ function associatedData(owner: string, aggregate: Identity, keys: readonly Ident
   return textEncoder.encode(`coherence/sealed/v1\u0000${JSON.stringify([owner, aggregate, keys])}`);
 }
 
-/**
- * The records to store for `items` of `owner` (a projection's name): sealed under their keys,
- * read from the store now, where any contributed.
- * @throws MissingMasterKeyError without a master key, when a key is live.
- */
-export async function encodeDerived(context: RevealContext, owner: string, items: readonly Derived[]): Promise<Uint8Array[]> {
-  const needed = new Map<string, Identity>();
-  for (const item of items) for (const key of item.keys) needed.set(identityKey(key), key);
-  if (needed.size === 0) return items.map((item) => packr.pack(item.value));
-  const material = await liveMaterials(context, [...needed.values()]);
+/** The records to store for `items` of `owner` (a projection's name), sealed where keys contributed. */
+export function encodeDerived(context: RevealContext, owner: string, items: readonly Derived[]): Uint8Array[] {
+  if (!context.sealStates || items.every((item) => item.keys.length === 0)) return items.map((item) => packr.pack(item.value));
   const salts = drawSalts(items.length);
   return items.map((item, i) => {
     if (item.keys.length === 0) return packr.pack(item.value);
     const keys = sortedKeys(item.keys);
-    const materials = keys.map((key) => material.get(identityKey(key)));
-    let record: SealedRecord;
+    const materials = keys.map((key) => context.keys.held(key));
     if (materials.some((m) => m === undefined)) {
       // A key the value came from is gone already: keep nothing that could ever be opened.
-      record = [SEALED_VERSION, keys, null, null];
-    } else {
-      const salt = salts[i] as Buffer;
-      record = [SEALED_VERSION, keys, salt, sealBytes(packr.pack(item.value), materials as Uint8Array[], salt, associatedData(owner, item.aggregate, keys))];
+      return packr.pack([SEALED, keys, null, null] satisfies SealedRecord);
     }
-    return packr.pack(packr.pack(record));
+    const salt = salts[i] as Buffer;
+    const ciphertext = sealBytes(packr.pack(item.value), materials as Uint8Array[], salt, associatedData(owner, item.aggregate, keys));
+    return packr.pack([SEALED, keys, salt, ciphertext] satisfies SealedRecord);
   });
 }
 
@@ -71,7 +73,7 @@ export type Opened = { value: unknown; keys: Identity[] } | undefined;
  */
 export async function decodeDerived(context: RevealContext, owner: string, items: readonly { aggregate: Identity; bytes: Uint8Array }[]): Promise<Opened[]> {
   const unpacked = items.map(({ bytes }) => packr.unpack(bytes) as unknown);
-  const sealed = unpacked.map((value) => (value instanceof Uint8Array ? (packr.unpack(value) as SealedRecord) : undefined));
+  const sealed = unpacked.map((value) => (isSealed(value) ? value : undefined));
   const needed = new Map<string, Identity>();
   for (const record of sealed) for (const key of record?.[1] ?? []) needed.set(identityKey(key), key);
   const material = needed.size === 0 ? new Map<string, Uint8Array | undefined>() : await liveMaterials(context, [...needed.values()]);

@@ -137,7 +137,7 @@ export class StoredProjection<State> {
       this.#core.assertOpen(); // close() has begun: stop between batches.
       const batch = await this.#computeBatch(meta.position, head, cache);
       const next = packr.pack({ position: batch.to, definition: this.#definition } satisfies Meta);
-      const committed = await this.#core.storage.commitStates(this.name, meta.stored, next, await this.#changes(cache));
+      const committed = await this.#core.storage.commitStates(this.name, meta.stored, next, this.#changes(cache));
       if (committed) {
         result.actions += batch.actions;
         result.replayed += batch.replayed;
@@ -263,10 +263,10 @@ export class StoredProjection<State> {
   }
 
   /** The changed states of a batch, encoded (sealed where keys contributed). */
-  async #changes(entries: Map<string, Entry<State>>): Promise<StateChange[]> {
+  #changes(entries: Map<string, Entry<State>>): StateChange[] {
     const changed = [...entries.values()].filter((entry) => entry.changed);
     const kept = changed.filter((entry) => entry.state !== undefined);
-    const encoded = await encodeDerived(this.#core, this.name, kept.map(({ aggregate, state, keys }) => ({ aggregate, value: state, keys: [...keys.values()] })));
+    const encoded = encodeDerived(this.#core, this.name, kept.map(({ aggregate, state, keys }) => ({ aggregate, value: state, keys: [...keys.values()] })));
     const values = new Map(kept.map((entry, i) => [entry, encoded[i]]));
     // A refolded state may have held plaintext a shred just took away: the engine overwrites it.
     return changed.map((entry) => ({ aggregate: entry.aggregate, value: values.get(entry), wipe: entry.refolded }));
