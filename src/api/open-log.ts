@@ -23,6 +23,7 @@ import type { Projection, ProjectionOptions } from '../projections/projection.ts
 import type { StorageEngine } from '../storage/engine.ts';
 import { lmdbEngine } from '../storage/lmdb/lmdb-engine.ts';
 import { storageEngineOf } from '../storage/registry.ts';
+import { registerCore } from './internal.ts';
 import type { Log, OpenLogOptions } from './log.ts';
 import { logStats, type LogStats } from './stats.ts';
 
@@ -169,7 +170,9 @@ export async function openLog(options: OpenLogOptions): Promise<Log> {
     const core = new LogCore(storage, settings, new KeyCache(kek));
     const ring = new KeyRing(core);
     if (autoExpire) ring.startAutoExpire();
-    return new LogFacade(core, ring);
+    const log = new LogFacade(core, ring);
+    registerCore(log, core);
+    return log;
   } finally {
     // Only the derived KEK is kept; the master key copy is wiped.
     masterKey?.fill(0);

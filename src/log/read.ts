@@ -157,13 +157,27 @@ export async function conflictsOf(core: LogCore, base: number, aggregate: Identi
   return events;
 }
 
-/** The aggregate's fold and the head it was read at (bounded by it: exactly the fold at that head). */
-export async function stateOf(core: LogCore, aggregate: Identity): Promise<{ state: unknown; head: number }> {
-  core.assertOpen();
-  const head = await core.storage.head();
+/** The fold of an aggregate's actions up to `head` (exactly the fold at that head). */
+async function foldAt(core: LogCore, aggregate: Identity, head: number): Promise<unknown> {
   let state: unknown = {};
   for await (const event of loadAll(core, await actionSeqs(core, aggregate, 1, head + 1), false)) {
     if ('action' in event) state = applyPatchAtomic(state, event.action.patch);
   }
-  return { state, head };
+  return state;
+}
+
+/** The aggregate's fold and the head it was read at: the natural base of the next append. */
+export async function stateOf(core: LogCore, aggregate: Identity): Promise<{ state: unknown; head: number }> {
+  const { states, head } = await statesAt(core, [aggregate]);
+  return { state: states[0], head };
+}
+
+/**
+ * The folds of several aggregates, all at one head (read once, bounding every fold): a view in
+ * which they agree, as a decider needs.
+ */
+export async function statesAt(core: LogCore, aggregates: readonly Identity[]): Promise<{ states: unknown[]; head: number }> {
+  core.assertOpen();
+  const head = await core.storage.head();
+  return { states: await Promise.all(aggregates.map((aggregate) => foldAt(core, aggregate, head))), head };
 }
