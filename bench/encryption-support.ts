@@ -214,7 +214,7 @@ export async function rawDecryptPass(path: string): Promise<RawPass & { values: 
       const body = decodeBody(value, seq);
       events++;
       if (body[0] !== 0) continue;
-      const keyId = (body as ActionBody)[8];
+      const keyId = (body as ActionBody)[8] ?? undefined;
       for (const op of (body as ActionBody)[6]) {
         const operand = op[2];
         if (!(operand instanceof Uint8Array) || keyId === undefined) continue;

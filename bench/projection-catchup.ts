@@ -153,7 +153,7 @@ async function rotate<K extends string>(round: number, passes: Record<K, () => P
  */
 async function unsealedCatchUpPass(path: string, expectedActions: number): Promise<{ perS: number; seconds: number }> {
   const storage = await lmdbEngine(path).open();
-  const core = new LogCore(storage, { clock: fixedClock, redact: () => null, maxEventBytes: 1 << 20, keyTtl: undefined, sealStates: false }, new KeyCache(await unlockStore(storage, masterKey())));
+  const core = new LogCore(storage, { clock: fixedClock, redact: () => null, maxEventBytes: 1 << 20, keyTtl: undefined, sealStates: false, schemas: new Map(), snapshotEvery: undefined }, new KeyCache(await unlockStore(storage, masterKey())));
   try {
     const head = await storage.head();
     const started = now();

@@ -11,7 +11,8 @@ export type CoherenceErrorCode =
   | 'CORRUPT_LOG'
   | 'UNSUPPORTED_FORMAT'
   | 'STORE_IN_USE'
-  | 'PROJECTION_FAILED';
+  | 'PROJECTION_FAILED'
+  | 'UPCAST_FAILED';
 
 /**
  * Base class of every error coherence throws. Catch it to catch them all; switch on `code`,
@@ -167,6 +168,27 @@ export class ProjectionError extends CoherenceError {
   constructor(projection: string, seq: number, cause: unknown) {
     super('PROJECTION_FAILED', `projection "${projection}" failed at event ${seq}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     this.projection = projection;
+    this.seq = seq;
+  }
+}
+
+/**
+ * An upcaster of `openLog({ schemas })` threw, or returned something that is not an action of
+ * the same aggregate, while lifting the action at `seq` to the current schema version. The
+ * original error, if any, is the `cause`.
+ *
+ * @example
+ * try { await log.state(['book', 'N']); } catch (e) { if (e instanceof UpcastError) console.error(e.kind, e.seq, e.cause); }
+ */
+export class UpcastError extends CoherenceError {
+  /** The aggregate kind whose upcaster failed. */
+  readonly kind: string;
+  /** The event being lifted. */
+  readonly seq: number;
+
+  constructor(kind: string, seq: number, problem: string, cause?: unknown) {
+    super('UPCAST_FAILED', `event ${seq}: the upcaster of "${kind}" ${problem}`, cause === undefined ? undefined : { cause });
+    this.kind = kind;
     this.seq = seq;
   }
 }

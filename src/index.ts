@@ -8,6 +8,7 @@ export type { LogStats } from './api/stats.ts';
 export { memoryEngine } from './storage/memory/memory-engine.ts';
 export type { Engine } from './storage/registry.ts';
 export type { EngineKind } from './storage/engine.ts';
+export type { KindSchema } from './model/schemas.ts';
 export type { Duration, KeyInfo, Keys } from './keys/keys.ts';
 export type { Envelope } from './crypto/envelope.ts';
 export type { CatchUpResult, Projection, ProjectionOptions } from './projections/projection.ts';
@@ -43,6 +44,7 @@ export {
   ProjectionError,
   StoreInUseError,
   UnsupportedFormatError,
+  UpcastError,
   WrongMasterKeyError,
 } from './errors.ts';
 export type { CoherenceErrorCode } from './errors.ts';

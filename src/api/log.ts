@@ -1,5 +1,6 @@
 import type { Duration, Keys } from '../keys/keys.ts';
 import type { Projection, ProjectionOptions } from '../projections/projection.ts';
+import type { KindSchema } from '../model/schemas.ts';
 import type { Engine } from '../storage/registry.ts';
 import type { LogStats } from './stats.ts';
 import type {
@@ -42,6 +43,21 @@ export interface OpenLogOptions {
   autoExpire?: boolean;
   /** Largest encoded event, in bytes. Default 1 MiB. */
   maxEventBytes?: number;
+  /**
+   * Schema versions of aggregate kinds. Each action records its kind's version when appended (1
+   * for a kind without one); every reader but `read({ raw: true })` and `verify` sees actions
+   * lifted to the current version, `upcasters[i]` lifting version `i + 1` to `i + 2` in order,
+   * after decryption. An action newer than this log's schema is an `UnsupportedFormatError`.
+   */
+  schemas?: { [kind: string]: KindSchema };
+  /**
+   * Snapshot aggregate states: `state()` (and the command service) starts from the latest
+   * snapshot and folds only what came after. A snapshot is written when a `state()` has folded
+   * `every` actions or more past the latest one; it is sealed under the keys of the encrypted
+   * values in it, removed in the transaction of any effect that affects the aggregate, and
+   * unused once the kind's schema version or upcasters change. Default: no snapshots.
+   */
+  snapshots?: { every: number };
 }
 
 /**

@@ -15,6 +15,7 @@ import { conflictsOf, readEvents, stateOf } from '../log/read.ts';
 import { revealRecords } from '../log/reveal.ts';
 import { verifyLog } from '../log/verify.ts';
 import { parseDuration } from '../model/duration.ts';
+import { prepareSchemas } from '../model/schemas.ts';
 import { describe } from '../model/json-pointer.ts';
 import type { AppendOptions, AppendOutcome, AppendResult, Identity, LogEvent, NewEvent, ReadOptions, VerifyResult } from '../model/types.ts';
 import { isPlainObject, prepareCallback, prepareIdentity, prepareReadOptions, prepareSeq } from '../model/validate.ts';
@@ -28,7 +29,19 @@ import type { Log, OpenLogOptions } from './log.ts';
 import { logStats, type LogStats } from './stats.ts';
 
 const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
-const OPTION_KEYS = new Set(['path', 'engine', 'masterKey', 'keyTtl', 'redact', 'clock', 'autoExpire', 'maxEventBytes']);
+const OPTION_KEYS = new Set(['path', 'engine', 'masterKey', 'keyTtl', 'redact', 'clock', 'autoExpire', 'maxEventBytes', 'schemas', 'snapshots']);
+
+function prepareSnapshots(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (!isPlainObject(value) || Object.keys(value).some((key) => key !== 'every')) {
+    throw new InvalidArgumentError(`options.snapshots: expected { every }, got ${describe(value)}`);
+  }
+  const every = value.every;
+  if (typeof every !== 'number' || !Number.isSafeInteger(every) || every < 1) {
+    throw new InvalidArgumentError(`options.snapshots.every: expected an integer >= 1, got ${describe(every)}`);
+  }
+  return every;
+}
 
 interface Options {
   engine: StorageEngine;
@@ -42,7 +55,7 @@ function prepareOpenOptions(options: unknown): Options {
   for (const key of Object.keys(options)) {
     if (!OPTION_KEYS.has(key)) throw new InvalidArgumentError(`options.${key}: expected one of ${[...OPTION_KEYS].join(', ')}, got an unknown option`);
   }
-  const { path, engine, masterKey, keyTtl, redact, clock, autoExpire, maxEventBytes } = options;
+  const { path, engine, masterKey, keyTtl, redact, clock, autoExpire, maxEventBytes, schemas, snapshots } = options;
   if (path !== undefined && engine !== undefined) throw new InvalidArgumentError('options: expected path (LMDB) or engine, got both');
   if (engine === undefined && (typeof path !== 'string' || path.length === 0)) {
     throw new InvalidArgumentError(`options.path: expected a directory path (or options.engine), got ${describe(path)}`);
@@ -62,6 +75,8 @@ function prepareOpenOptions(options: unknown): Options {
       maxEventBytes: (maxEventBytes as number | undefined) ?? DEFAULT_MAX_EVENT_BYTES,
       keyTtl: keyTtl === undefined ? undefined : parseDuration(keyTtl, 'options.keyTtl'),
       sealStates: true,
+      schemas: prepareSchemas(schemas),
+      snapshotEvery: prepareSnapshots(snapshots),
     },
     masterKey: masterKey === undefined ? undefined : parseMasterKey(masterKey),
     autoExpire: autoExpire === true,

@@ -14,7 +14,9 @@ import type { EventRow, KeyRow, WriteDecision, WriteRequest, WriteView } from '.
 import { prepareBatchKeys, type BatchKeys } from './batch-keys.ts';
 import type { LogCore } from './log-core.ts';
 import { patchesAreDisjoint } from './merge.ts';
-import { bodyLength, decodeEvent, encodeBody, GENESIS_HASH, recordHash, sealRecord, toBody } from './record.ts';
+import { bodyLength, decodeBody, encodeBody, extrasOf, GENESIS_HASH, recordHash, sealRecord, toBody, toLogEvent, type Extras } from './record.ts';
+import { upcast } from './upcast.ts';
+import { versionOf, type Schemas } from '../model/schemas.ts';
 
 /** An event ready to be written: its record (hash not yet sealed) and what it was made from. */
 export interface EncodedEvent {
@@ -28,9 +30,9 @@ export interface EncodedEvent {
  * (envelopes in place of encrypted values) when they differ from the prepared ones.
  * @throws InvalidEventError when an event is larger than `maxEventBytes`.
  */
-export function encodeEvents(prepared: readonly PreparedEvent[], maxEventBytes: number, values?: readonly (readonly unknown[] | undefined)[]): EncodedEvent[] {
+export function encodeEvents(prepared: readonly PreparedEvent[], maxEventBytes: number, values?: readonly (readonly unknown[] | undefined)[], extras?: readonly (Extras | undefined)[]): EncodedEvent[] {
   return prepared.map((event, index) => {
-    const record = encodeBody(toBody(event, values?.[index]));
+    const record = encodeBody(toBody(event, values?.[index], extras?.[index]));
     const size = bodyLength(record);
     if (size > maxEventBytes) {
       throw new InvalidEventError(index, '', `expected an event of at most ${maxEventBytes} bytes encoded (maxEventBytes), got ${size} bytes`);
@@ -95,6 +97,24 @@ export function eventRows(view: WriteView, batch: readonly EncodedEvent[]): { ro
   return { rows, events };
 }
 
+/**
+ * The extras each event records: the schema version of an action's kind (when not 1), and on
+ * the first event the idempotency key with the batch's length. Undefined when there are none.
+ */
+function batchExtras(prepared: readonly PreparedEvent[], schemas: Schemas, idempotencyKey: string | undefined): (Extras | undefined)[] | undefined {
+  let any = false;
+  const extras = prepared.map((event, i) => {
+    const found: Extras = {};
+    const version = event.type === 'action' ? versionOf(schemas, event.aggregate[0]) : 1;
+    if (version !== 1) found.v = version;
+    if (i === 0 && idempotencyKey !== undefined) found.i = [idempotencyKey, prepared.length];
+    if (found.v === undefined && found.i === undefined) return undefined;
+    any = true;
+    return found;
+  });
+  return any ? extras : undefined;
+}
+
 /** What an append decided in its transaction; conflicts and duplicates are loaded afterwards. */
 export type Decided =
   | { status: 'ok'; events: LogEvent[] }
@@ -117,7 +137,7 @@ function conflictingSeqs(view: WriteView, aggregate: Identity, resolved: Readonl
  * its aggregate, in order of ours then theirs; with `disjoint-paths`, action/action conflicts
  * whose patches touch no common location are let through.
  */
-function findConflicts(view: WriteView, batch: readonly EncodedEvent[], options: PreparedAppendOptions, headSeq: number): { ours: number; theirs: number }[] {
+function findConflicts(view: WriteView, batch: readonly EncodedEvent[], options: PreparedAppendOptions, headSeq: number, schemas: Schemas): { ours: number; theirs: number }[] {
   const byAggregate = new Map<string, number[]>();
   const theirs = new Map<number, LogEvent | undefined>();
   const conflicts: { ours: number; theirs: number }[] = [];
@@ -131,7 +151,7 @@ function findConflicts(view: WriteView, batch: readonly EncodedEvent[], options:
         if (!theirs.has(seq)) {
           const record = view.record(seq);
           // Paths and ops are stored in plaintext: the merge rule reads them without decrypting.
-          theirs.set(seq, record === undefined ? undefined : decodeEvent(record, seq));
+          theirs.set(seq, record === undefined ? undefined : mergeView(record, seq, schemas));
         }
         const event = theirs.get(seq);
         if (event !== undefined && 'action' in event && patchesAreDisjoint(prepared.patch, event.action.patch)) continue;
@@ -142,15 +162,31 @@ function findConflicts(view: WriteView, batch: readonly EncodedEvent[], options:
   return conflicts;
 }
 
+/**
+ * A stored action as the merge rule compares it with ours: lifted to the current schema version
+ * (ours is in it), values left as stored. An action that cannot be lifted is not compared (it
+ * conflicts): the rule may report a conflict it cannot rule out, never hide one.
+ */
+function mergeView(record: Uint8Array, seq: number, schemas: Schemas): LogEvent | undefined {
+  const body = decodeBody(record, seq);
+  const event = toLogEvent(seq, body);
+  if (!('action' in event)) return event;
+  try {
+    return upcast(event, extrasOf(body).v ?? 1, schemas);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The decision of one append inside its transaction (exported for the per-stage benchmark). */
-export function decideAppend(view: WriteView, batch: readonly EncodedEvent[], options: PreparedAppendOptions, keys?: BatchKeys): WriteDecision<Decided> {
+export function decideAppend(view: WriteView, batch: readonly EncodedEvent[], options: PreparedAppendOptions, keys?: BatchKeys, schemas: Schemas = new Map()): WriteDecision<Decided> {
   const idempotent = view.idempotent;
   if (idempotent !== undefined) return { result: { status: 'duplicate', ...idempotent } };
   if (options.base > view.head) return { result: { status: 'invalid-base', head: view.head } };
   // A key shredded since it was read must not gain new ciphertext (that throws); a key another
   // connection created meanwhile means encrypting again under the stored one.
   if (keys !== undefined && !keys.isCurrent(view)) return { result: { status: 'stale-keys' } };
-  const conflicts = options.base < view.head ? findConflicts(view, batch, options, view.head) : [];
+  const conflicts = options.base < view.head ? findConflicts(view, batch, options, view.head, schemas) : [];
   if (conflicts.length > 0) {
     return { result: { status: 'conflict', ours: batch.map(({ prepared }, i) => toPublicEvent(prepared, view.head + 1 + i)), conflicts } };
   }
@@ -184,23 +220,24 @@ async function toResult(core: LogCore, decided: Exclude<Decided, { status: 'stal
 }
 
 /**
- * Appends a batch (see `Log.append`).
+ * Appends a batch (see `Log.append`); `reservedKinds` lets coherence's own parts append on `$` kinds.
  * @throws InvalidEventError, InvalidArgumentError for bad input; LogClosedError after close.
  */
-export async function append(core: LogCore, events: unknown, options: unknown): Promise<AppendResult> {
+export async function append(core: LogCore, events: unknown, options: unknown, reservedKinds = false): Promise<AppendResult> {
   core.assertOpen();
   // Validated (and copied) before the first await, so the caller may reuse its objects at once.
-  const prepared = prepareEvents(events, core.now());
+  const prepared = prepareEvents(events, core.now(), reservedKinds);
   const appendOptions = prepareAppendOptions(options);
   const keyIds = batchKeys(prepared);
+  const extras = batchExtras(prepared, core.settings.schemas, appendOptions.idempotencyKey);
   for (;;) {
     const now = core.now();
     const keys = keyIds.length === 0 ? undefined : await prepareBatchKeys(core.storage, core.keys, keyIds, now, core.settings.keyTtl === undefined ? null : expiryAfter(now, core.settings.keyTtl, 'options.keyTtl'));
-    const batch = encodeEvents(prepared, core.settings.maxEventBytes, keys === undefined ? undefined : sealBatch(prepared, keys.material));
+    const batch = encodeEvents(prepared, core.settings.maxEventBytes, keys === undefined ? undefined : sealBatch(prepared, keys.material), extras);
     core.assertOpen();
     const request = writeRequest(batch, appendOptions.base, { conflictRecords: appendOptions.merge === 'disjoint-paths', keys: keyIds });
     if (appendOptions.idempotencyKey !== undefined) request.idempotencyKey = appendOptions.idempotencyKey;
-    const decided = await core.storage.write(request, (view) => decideAppend(view, batch, appendOptions, keys));
+    const decided = await core.storage.write(request, (view) => decideAppend(view, batch, appendOptions, keys, core.settings.schemas));
     if (decided.status === 'stale-keys') continue;
     if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite({ keysCreated: keys?.created === true });
     return toResult(core, decided);

@@ -5,6 +5,7 @@
  * projections build on it; only the composition root (api/open-log.ts) makes one.
  */
 import type { Duration } from '../model/duration.ts';
+import type { Schemas } from '../model/schemas.ts';
 import { CorruptLogError, InvalidArgumentError, LogClosedError } from '../errors.ts';
 import { describe } from '../model/json-pointer.ts';
 import type { LogEvent } from '../model/types.ts';
@@ -24,6 +25,10 @@ export interface LogSettings {
    * false only where the sealed-vs-plain benchmark builds a core itself for its baseline.
    */
   sealStates: boolean;
+  /** Schema versions and upcasters by kind. */
+  schemas: Schemas;
+  /** Snapshot every this many actions of an aggregate; undefined: no snapshots. */
+  snapshotEvery: number | undefined;
 }
 
 /** What a write of this process tells its listeners. */
@@ -55,6 +60,10 @@ export class LogCore implements RevealContext {
 
   get sealStates(): boolean {
     return this.settings.sealStates;
+  }
+
+  get schemas(): Schemas {
+    return this.settings.schemas;
   }
 
   /**

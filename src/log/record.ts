@@ -4,10 +4,14 @@
  * A record is `[format byte][32-byte SHA-256][msgpack body]`. The hash covers the previous
  * record's hash followed by this record's body, so changing, dropping or reordering any stored
  * event breaks every hash after it. The body is a compact positional array rather than a map:
- *   action: [0, timestampMs, source, reason, actor, aggregate, patch, triggers, encryptionKey?]
- *   effect: [1, timestampMs, source, reason, trigger]
+ *   action: [0, timestampMs, source, reason, actor, aggregate, patch, triggers, encryptionKey?, extras?]
+ *   effect: [1, timestampMs, source, reason, trigger, extras?]
  * and each patch operation is [opcode, path, value | from]. A msgpack binary in a value position
  * is an encrypted envelope: JSON values never contain binary, so the two cannot be confused.
+ * `extras` is a map of what only some events carry: `v`, the schema version of the action's kind
+ * when it is not 1; `i`, on the first event of a batch appended with an idempotency key, the
+ * key and the batch's length (so the chain covers it). An action with extras but no encryption
+ * key has null in that place. Events without extras have exactly the bytes 0.1.0 wrote.
  */
 import { hash } from 'node:crypto';
 import { CorruptLogError } from '../errors.ts';
@@ -24,13 +28,26 @@ const OPCODES = ['add', 'remove', 'replace', 'move', 'copy', 'test'] as const;
 const OPCODE_OF: Record<string, number> = { add: 0, remove: 1, replace: 2, move: 3, copy: 4, test: 5 };
 
 type StoredOperation = [opcode: number, path: string, operand?: unknown];
-export type ActionBody = [0, number, string, string, Identity, Identity, StoredOperation[], Identity[], Identity?];
-export type EffectBody = [1, number, string, string, Identity];
+
+/** What only some events carry (see the layout above). */
+export interface Extras {
+  /** Schema version of the action's kind, when not 1. */
+  v?: number;
+  /** On the first event of a keyed batch: the idempotency key and the batch's length. */
+  i?: [key: string, count: number];
+}
+
+export type ActionBody = [0, number, string, string, Identity, Identity, StoredOperation[], Identity[], (Identity | null)?, Extras?];
+export type EffectBody = [1, number, string, string, Identity, Extras?];
 export type Body = ActionBody | EffectBody;
 
 /** The body of a prepared event; `values` overrides operation values (for envelopes). */
-export function toBody(event: PreparedEvent, values?: readonly unknown[]): Body {
-  if (event.type === 'effect') return [1, event.timestamp, event.source, event.reason, event.trigger];
+export function toBody(event: PreparedEvent, values?: readonly unknown[], extras?: Extras): Body {
+  if (event.type === 'effect') {
+    const body: EffectBody = [1, event.timestamp, event.source, event.reason, event.trigger];
+    if (extras !== undefined) body.push(extras);
+    return body;
+  }
   const ops: StoredOperation[] = event.patch.map((op, i) => {
     const code = OPCODE_OF[op.op] as number;
     if (op.op === 'move' || op.op === 'copy') return [code, op.path, op.from];
@@ -38,8 +55,19 @@ export function toBody(event: PreparedEvent, values?: readonly unknown[]): Body 
     return [code, op.path, values === undefined ? op.value : values[i]];
   });
   const body: ActionBody = [0, event.timestamp, event.source, event.reason, event.actor, event.aggregate, ops, event.triggers];
-  if (event.encrypt !== undefined) body.push(event.encrypt.key);
+  if (event.encrypt !== undefined || extras !== undefined) body.push(event.encrypt?.key ?? null);
+  if (extras !== undefined) body.push(extras);
   return body;
+}
+
+/** The key an action's values are encrypted under, if any. */
+export function encryptionKeyOf(body: Body): Identity | undefined {
+  return body[0] === 0 ? (body[8] ?? undefined) : undefined;
+}
+
+/** The extras of a body (empty when it has none). */
+export function extrasOf(body: Body): Extras {
+  return (body[0] === 0 ? body[9] : body[5]) ?? {};
 }
 
 /** Encodes a body; the hash is filled in by {@link sealRecord} once the previous hash is known. */
@@ -110,7 +138,7 @@ export function toLogEvent(seq: number, body: Body, reveal?: Revealer): LogEvent
     return { seq, timestamp: new Date(body[1]), source: body[2], effect: { reason: body[3], trigger: body[4] } };
   }
   const stored = body[6];
-  const key = body[8];
+  const key = encryptionKeyOf(body);
   let open: ((envelope: Uint8Array, path: string) => unknown) | undefined;
   const patch: Operation[] = new Array(stored.length);
   for (let i = 0; i < stored.length; i++) {

@@ -10,7 +10,9 @@ import type { Identity, LogEvent } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
 import type { Storage } from '../storage/engine.ts';
 import type { KeyCache } from './key-cache.ts';
-import { decodeBody, toLogEvent, type Body, type Revealer } from './record.ts';
+import type { Schemas } from '../model/schemas.ts';
+import { decodeBody, encryptionKeyOf, extrasOf, toLogEvent, type Body, type Revealer } from './record.ts';
+import { upcast } from './upcast.ts';
 
 /** What readers see in place of a value whose key is gone. */
 export type Redact = (context: { aggregate: Identity; path: string; key: Identity }) => unknown;
@@ -22,6 +24,8 @@ export interface RevealContext {
   readonly redact: Redact;
   /** Whether derived values are sealed (see LogSettings.sealStates). */
   readonly sealStates: boolean;
+  /** Schema versions and upcasters: readers see actions lifted to the current version. */
+  readonly schemas: Schemas;
   now(): number;
 }
 
@@ -31,7 +35,8 @@ const revealRaw: Revealer = (_seq, _aggregate, key) => (envelope) => toEnvelope(
 function keysOf(bodies: readonly Body[]): Identity[] {
   const keys = new Map<string, Identity>();
   for (const body of bodies) {
-    if (body[0] === 0 && body[8] !== undefined) keys.set(identityKey(body[8]), body[8]);
+    const key = encryptionKeyOf(body);
+    if (key !== undefined) keys.set(identityKey(key), key);
   }
   return [...keys.values()];
 }
@@ -78,18 +83,29 @@ function revealerFor(context: RevealContext, material: Map<string, Uint8Array | 
   };
 }
 
-/** Turns decoded bodies into the events a reader sees. */
+/** The event a reader sees of `body`: revealed, then lifted to the current schema version. */
+function readerEvent(context: RevealContext, seq: number, body: Body, reveal: Revealer): LogEvent {
+  const event = toLogEvent(seq, body, reveal);
+  if (!('action' in event)) return event;
+  const version = extrasOf(body).v ?? 1;
+  return version === 1 && context.schemas.size === 0 ? event : upcast(event, version, context.schemas);
+}
+
+/**
+ * Turns decoded bodies into the events a reader sees (decrypted or redacted, upcast), or with
+ * `raw` as stored (envelopes, the stored schema version).
+ */
 export async function revealBodies(context: RevealContext, entries: readonly { seq: number; body: Body }[], raw: boolean): Promise<LogEvent[]> {
   if (raw) return entries.map(({ seq, body }) => toLogEvent(seq, body, revealRaw));
   const keys = keysOf(entries.map((entry) => entry.body));
   // Without keys no body holds an envelope: a binary value there is corruption, which
   // toLogEvent reports before it would call the revealer.
-  if (keys.length === 0) return entries.map(({ seq, body }) => toLogEvent(seq, body, revealRaw));
+  if (keys.length === 0) return entries.map(({ seq, body }) => readerEvent(context, seq, body, revealRaw));
   const material = await liveMaterials(context, keys);
   const reveal = revealerFor(context, material);
   return entries.map(({ seq, body }) => {
-    const event = toLogEvent(seq, body, reveal);
-    const key = body[0] === 0 ? body[8] : undefined;
+    const event = readerEvent(context, seq, body, reveal);
+    const key = encryptionKeyOf(body);
     if (key !== undefined && material.get(identityKey(key)) !== undefined) decryptedWith.set(event, key);
     return event;
   });

@@ -229,7 +229,7 @@ function checkEncrypt(value: unknown, path: string): PreparedAction['encrypt'] {
   return { key, paths };
 }
 
-function checkEvent(value: unknown, defaultTimestamp: number): PreparedEvent {
+function checkEvent(value: unknown, defaultTimestamp: number, reservedKinds: boolean): PreparedEvent {
   if (!isPlainObject(value)) throw new Problem('', `expected an event object, got ${describe(value)}`);
   const hasAction = value.action !== undefined;
   const hasEffect = value.effect !== undefined;
@@ -248,6 +248,9 @@ function checkEvent(value: unknown, defaultTimestamp: number): PreparedEvent {
     return { type: 'effect', timestamp, source, reason, trigger: checkIdentity(effect.trigger, 'effect.trigger') };
   }
   const action = checkAction(value.action, 'action');
+  if (!reservedKinds && action.aggregate[0].startsWith('$')) {
+    throw new Problem('action.aggregate[0]', `expected a kind that does not start with "$" (those belong to coherence itself), got ${describe(action.aggregate[0])}`);
+  }
   const triggers = value.triggers === undefined ? [] : checkIdentities(value.triggers, 'triggers');
   const encrypt = value.encrypt === undefined ? undefined : checkEncrypt(value.encrypt, 'encrypt');
   if (encrypt !== undefined) {
@@ -258,18 +261,19 @@ function checkEvent(value: unknown, defaultTimestamp: number): PreparedEvent {
 }
 
 /**
- * Validates an append batch.
+ * Validates an append batch. Actions on kinds starting with `$` are refused unless
+ * `reservedKinds` (coherence's own appends: process states).
  * @throws InvalidArgumentError when `events` is not a non-empty array.
  * @throws InvalidEventError naming the first bad event and the path inside it.
  */
-export function prepareEvents(events: unknown, defaultTimestamp: number): PreparedEvent[] {
+export function prepareEvents(events: unknown, defaultTimestamp: number, reservedKinds = false): PreparedEvent[] {
   if (!Array.isArray(events) || events.length === 0) {
     throw new InvalidArgumentError(`events: expected a non-empty array of events, got ${Array.isArray(events) ? 'an empty array' : describe(events)}`);
   }
   const prepared: PreparedEvent[] = new Array(events.length);
   for (let i = 0; i < events.length; i++) {
     try {
-      prepared[i] = checkEvent(events[i], defaultTimestamp);
+      prepared[i] = checkEvent(events[i], defaultTimestamp, reservedKinds);
     } catch (e) {
       if (e instanceof Problem) throw new InvalidEventError(i, e.path, e.expectation);
       throw e;
