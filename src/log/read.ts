@@ -3,7 +3,6 @@
  * its state. Events come from the engine a page at a time, so memory stays flat over any log.
  */
 import { CorruptLogError } from '../errors.ts';
-import { applyPatchAtomic } from '../model/fold.ts';
 import type { Identity, LogEvent } from '../model/types.ts';
 import { identityKey, type PreparedReadOptions } from '../model/validate.ts';
 import type { LogCore } from './log-core.ts';
@@ -63,7 +62,7 @@ function* yieldPage(core: LogCore, events: readonly LogEvent[]): Generator<LogEv
 }
 
 /** Loads the events of a seq stream a page at a time. */
-async function* loadAll(core: LogCore, seqs: AsyncIterable<number> | Iterable<number>, raw: boolean): AsyncGenerator<LogEvent> {
+export async function* loadAll(core: LogCore, seqs: AsyncIterable<number> | Iterable<number>, raw: boolean): AsyncGenerator<LogEvent> {
   let page: number[] = [];
   for await (const seq of seqs) {
     page.push(seq);
@@ -155,29 +154,4 @@ export async function conflictsOf(core: LogCore, base: number, aggregate: Identi
   const events: LogEvent[] = [];
   for await (const event of loadAll(core, seqs, false)) events.push(event);
   return events;
-}
-
-/** The fold of an aggregate's actions up to `head` (exactly the fold at that head). */
-async function foldAt(core: LogCore, aggregate: Identity, head: number): Promise<unknown> {
-  let state: unknown = {};
-  for await (const event of loadAll(core, await actionSeqs(core, aggregate, 1, head + 1), false)) {
-    if ('action' in event) state = applyPatchAtomic(state, event.action.patch);
-  }
-  return state;
-}
-
-/** The aggregate's fold and the head it was read at: the natural base of the next append. */
-export async function stateOf(core: LogCore, aggregate: Identity): Promise<{ state: unknown; head: number }> {
-  const { states, head } = await statesAt(core, [aggregate]);
-  return { state: states[0], head };
-}
-
-/**
- * The folds of several aggregates, all at one head (read once, bounding every fold): a view in
- * which they agree, as a decider needs.
- */
-export async function statesAt(core: LogCore, aggregates: readonly Identity[]): Promise<{ states: unknown[]; head: number }> {
-  core.assertOpen();
-  const head = await core.storage.head();
-  return { states: await Promise.all(aggregates.map((aggregate) => foldAt(core, aggregate, head))), head };
 }

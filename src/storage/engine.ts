@@ -39,7 +39,10 @@ export type EventRow =
       seq: number;
       record: Uint8Array;
       trigger: Identity;
-      /** The aggregates it affects, worked out by the log when it was written, in first-link order. */
+      /**
+       * The aggregates it affects, worked out by the log when it was written, in first-link
+       * order. Their snapshots are removed (overwritten first) in the same transaction.
+       */
       affected: readonly Identity[];
     };
 
@@ -169,6 +172,15 @@ export interface Storage {
    * nothing of it is written and `write` rejects with that error.
    */
   write<Result>(request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>): Promise<Result>;
+
+  /** The latest snapshot of `aggregate`, if it was taken at a seq <= `upTo`. */
+  snapshot(aggregate: Identity, upTo: number): Promise<{ seq: number; value: Uint8Array } | undefined>;
+  /**
+   * Stores a snapshot of `aggregate` as of `seq` in place of an older one, in one transaction,
+   * unless an effect affecting the aggregate was written after `seq` (the snapshot would hold
+   * what it took away) or a newer snapshot is there. Returns whether it did.
+   */
+  putSnapshot(aggregate: Identity, seq: number, value: Uint8Array): Promise<boolean>;
 
   /** Store-wide values (format, the key-encryption salt and check). */
   meta(name: string): Promise<Uint8Array | undefined>;

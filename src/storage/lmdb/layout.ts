@@ -12,11 +12,12 @@
  *   key-expiry            [expiresAt, kind, id] -> ''  live keys by expiry, for expire()
  *   projections           [name, 0] -> consumer record; [name, 1, kind, id] -> state
  *   idempotency           key -> msgpack [first, last], the seqs a keyed batch wrote
+ *   snapshots             [kind, id] -> msgpack [seq, sealed state], the latest snapshot
  *
  * An effect's affected aggregates are worked out once, when it is written; so the conflict
  * check of an action is two range scans starting at `[aggregate, base + 1]`, O(log n +
  * conflicts found), whatever the length of the log. Stores written by 0.1.0 have the same
- * layout without `idempotency`, which is created when first opened.
+ * layout without `idempotency` and `snapshots`, which are created when first opened.
  */
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import { UnsupportedFormatError } from '../../errors.ts';
@@ -47,6 +48,7 @@ export interface Store {
   readonly keyExpiry: Database<Buffer, Key>;
   readonly projections: Database<Buffer, Key>;
   readonly idempotency: Database<Buffer, string>;
+  readonly snapshots: Database<Buffer, Key>;
 }
 
 /** Every named database of a store, by its LMDB name. */
@@ -54,7 +56,7 @@ export function databases(store: Store): [string, Database<Buffer, Key>][] {
   return [
     ['meta', store.meta], ['events', store.events], ['by-aggregate', store.byAggregate], ['by-trigger', store.byTrigger],
     ['effects', store.effects], ['effects-by-aggregate', store.effectsByAggregate], ['keys', store.keys],
-    ['key-expiry', store.keyExpiry], ['projections', store.projections], ['idempotency', store.idempotency],
+    ['key-expiry', store.keyExpiry], ['projections', store.projections], ['idempotency', store.idempotency], ['snapshots', store.snapshots],
   ] as [string, Database<Buffer, Key>][];
 }
 
@@ -78,6 +80,7 @@ export function openStore(path: string): Store {
     keyExpiry: db('key-expiry'),
     projections: db('projections'),
     idempotency: db<string>('idempotency'),
+    snapshots: db('snapshots'),
   };
   try {
     checkFormat(store, path);

@@ -125,7 +125,12 @@ function writeEvents(store: Store, rows: readonly EventRow[]): void {
       }
     } else {
       store.effects.put(row.seq, packr.pack(row.affected));
-      for (const aggregate of row.affected) store.effectsByAggregate.put(indexKey(aggregate, row.seq), EMPTY);
+      for (const aggregate of row.affected) {
+        store.effectsByAggregate.put(indexKey(aggregate, row.seq), EMPTY);
+        const snapshot: Key = [aggregate[0], aggregate[1]];
+        wipe(store.snapshots, snapshot);
+        store.snapshots.remove(snapshot);
+      }
     }
   }
 }
@@ -229,6 +234,26 @@ class LmdbStorage implements Storage {
         store.idempotency.put(key, packr.pack([first, last]));
       }
       return decision.result;
+    });
+  }
+
+  async snapshot(aggregate: Identity, upTo: number): Promise<{ seq: number; value: Uint8Array } | undefined> {
+    const stored = (await this.#fresh()).snapshots.get([aggregate[0], aggregate[1]]);
+    if (stored === undefined) return undefined;
+    const [seq, value] = packr.unpack(stored) as [number, Uint8Array];
+    return seq <= upTo ? { seq, value } : undefined;
+  }
+
+  async putSnapshot(aggregate: Identity, seq: number, value: Uint8Array): Promise<boolean> {
+    const store = await this.#ready();
+    const key: Key = [aggregate[0], aggregate[1]];
+    return store.root.transaction(() => {
+      for (const _ of indexedSeqs(store.effectsByAggregate, aggregate, seq + 1)) return false;
+      const stored = store.snapshots.get(key);
+      if (stored !== undefined && (packr.unpack(stored) as [number])[0] >= seq) return false;
+      wipe(store.snapshots, key);
+      store.snapshots.put(key, packr.pack([seq, value]));
+      return true;
     });
   }
 

@@ -49,6 +49,7 @@ class MemoryStore {
   readonly meta = new Map<string, Uint8Array>();
   readonly consumers = new Map<string, Consumer>();
   readonly idempotency = new Map<string, IdempotentBatch>();
+  readonly snapshots = new Map<string, { seq: number; value: Uint8Array }>();
   readonly connections = new Set<MemoryStorage>();
 
   /** Tells every connection but `from` that something was committed. */
@@ -169,7 +170,11 @@ function writeEvents(store: MemoryStore, rows: readonly EventRow[]): void {
       for (const trigger of row.triggers) push(store.byTrigger, identityKey(trigger), { seq: row.seq, aggregate: copyIdentity(row.aggregate) });
     } else {
       store.affected.set(row.seq, row.affected.map(copyIdentity));
-      for (const aggregate of row.affected) push(store.effectsByAggregate, identityKey(aggregate), row.seq);
+      for (const aggregate of row.affected) {
+        push(store.effectsByAggregate, identityKey(aggregate), row.seq);
+        store.snapshots.get(identityKey(aggregate))?.value.fill(0);
+        store.snapshots.delete(identityKey(aggregate));
+      }
     }
   }
 }
@@ -263,6 +268,22 @@ class MemoryStorage implements Storage {
     }
     if (decision.events !== undefined || decision.keys !== undefined) store.announce(this);
     return decision.result;
+  }
+
+  async snapshot(aggregate: Identity, upTo: number): Promise<{ seq: number; value: Uint8Array } | undefined> {
+    const found = this.#open().snapshots.get(identityKey(aggregate));
+    return found === undefined || found.seq > upTo ? undefined : { seq: found.seq, value: copy(found.value) };
+  }
+
+  async putSnapshot(aggregate: Identity, seq: number, value: Uint8Array): Promise<boolean> {
+    const store = this.#open();
+    const key = identityKey(aggregate);
+    if (seqsIn(store.effectsByAggregate.get(key), seq + 1, Infinity, 1).length > 0) return false;
+    const old = store.snapshots.get(key);
+    if (old !== undefined && old.seq >= seq) return false;
+    old?.value.fill(0);
+    store.snapshots.set(key, { seq, value: copy(value) });
+    return true;
   }
 
   async meta(name: string): Promise<Uint8Array | undefined> {

@@ -1,0 +1,74 @@
+/**
+ * An aggregate's state: the fold of its actions, from `{}`, at a head; from its latest snapshot
+ * when the log keeps snapshots (`openLog({ snapshots: { every } })`).
+ *
+ * A snapshot is taken by the read that folded `every` actions or more past the latest one: the
+ * state as of the head that read saw, sealed like a projection state under the keys whose
+ * plaintext is in it (log/sealed.ts), with the fingerprint of the kind's schema so that a changed
+ * version or upcaster list leaves it unused. The engine refuses it if an effect affecting the
+ * aggregate came after that head, and removes it in the transaction of any later such effect.
+ */
+import { applyPatchAtomic } from '../model/fold.ts';
+import { NO_SCHEMA_FINGERPRINT } from '../model/schemas.ts';
+import type { Identity } from '../model/types.ts';
+import { identityKey } from '../model/validate.ts';
+import type { LogCore } from './log-core.ts';
+import { actionSeqs, loadAll } from './read.ts';
+import { keyOf } from './reveal.ts';
+import { decodeDerived, encodeDerived } from './sealed.ts';
+
+/** What sealed snapshots are bound to (their owner in the associated data). */
+const SNAPSHOT_OWNER = '$snapshot';
+
+interface Snapshot {
+  /** The schema fingerprint of the aggregate's kind when it was taken. */
+  f: string;
+  state: unknown;
+}
+
+/** The fold of an aggregate's actions up to `head` (exactly the fold at that head). */
+async function foldAt(core: LogCore, aggregate: Identity, head: number): Promise<unknown> {
+  const every = core.settings.snapshotEvery;
+  const fingerprint = core.schemas.get(aggregate[0])?.fingerprint ?? NO_SCHEMA_FINGERPRINT;
+  let state: unknown = {};
+  let from = 1;
+  const keys = new Map<string, Identity>();
+  if (every !== undefined) {
+    const stored = await core.storage.snapshot(aggregate, head);
+    const [opened] = stored === undefined ? [undefined] : await decodeDerived(core, SNAPSHOT_OWNER, [{ aggregate, bytes: stored.value }]);
+    const snapshot = opened?.value as Snapshot | undefined;
+    if (stored !== undefined && opened !== undefined && snapshot?.f === fingerprint) {
+      state = snapshot.state;
+      from = stored.seq + 1;
+      for (const key of opened.keys) keys.set(identityKey(key), key);
+    }
+  }
+  const seqs = await actionSeqs(core, aggregate, from, head + 1);
+  for await (const event of loadAll(core, seqs, false)) {
+    if (!('action' in event)) continue;
+    state = applyPatchAtomic(state, event.action.patch);
+    const key = keyOf(event);
+    if (key !== undefined) keys.set(identityKey(key), key);
+  }
+  if (every !== undefined && seqs.length >= every) {
+    const [value] = encodeDerived(core, SNAPSHOT_OWNER, [{ aggregate, value: { f: fingerprint, state } satisfies Snapshot, keys: [...keys.values()] }]);
+    await core.storage.putSnapshot(aggregate, head, value as Uint8Array);
+  }
+  return state;
+}
+
+/** The aggregate's fold and the head it was read at: the natural base of the next append. */
+export async function stateOf(core: LogCore, aggregate: Identity): Promise<{ state: unknown; head: number }> {
+  const { states, head } = await statesAt(core, [aggregate]);
+  return { state: states[0], head };
+}
+
+/**
+ * The folds of several aggregates, all at one head (read once, bounding every fold): a view in
+ * which they agree, as a decider needs.
+ */
+export async function statesAt(core: LogCore, aggregates: readonly Identity[]): Promise<{ states: unknown[]; head: number }> {
+  core.assertOpen();
+  const head = await core.storage.head();
+  return { states: await Promise.all(aggregates.map((aggregate) => foldAt(core, aggregate, head))), head };
+}
