@@ -16,6 +16,10 @@ export interface Action {
   reason: string;
   actor: Identity;
   aggregate: Identity;
+  /**
+   * Not empty. Members an operation does not define are ignored (RFC 6902 §4): they are dropped
+   * at append and never stored.
+   */
   patch: Operation[];
 }
 
