@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /** The package's `bin`. */
-export const binPath = fileURLToPath(new URL('../../bin/coherence.js', import.meta.url));
+export const binPath = fileURLToPath(new URL('../../bin/coherence.cjs', import.meta.url));
 
 export interface CliOptions {
   /** Sets COHERENCE_STORE (the environment is otherwise cleared of coherence's variables). */
@@ -50,7 +50,7 @@ function run(command: string, args: string[], options: CliOptions): Promise<CliR
 
 /**
  * Runs `coherence ...args` to completion, with stdout and stderr piped. Asynchronous, so that
- * independent runs can overlap (each one pays tsx's start-up).
+ * independent runs can overlap (each one pays Node's start-up).
  */
 export function cli(args: string[], options: CliOptions = {}): Promise<CliRun> {
   return run(process.execPath, [binPath, ...args], options);
