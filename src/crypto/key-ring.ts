@@ -16,7 +16,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { CorruptLogError, InvalidArgumentError, KeyDestroyedError, MissingMasterKeyError, WrongMasterKeyError } from '../errors.ts';
 import { describe } from '../model/json-pointer.ts';
 import type { EffectEvent, Identity } from '../model/types.ts';
-import { identityKey, isPlainObject, prepareIdentity, type PreparedEffect } from '../model/validate.ts';
+import { identityKey, isPlainObject, prepareIdentity, readArgument, type PreparedEffect } from '../model/validate.ts';
 import { encodeEvents, writeUnchecked } from '../log/append.ts';
 import { packr } from '../log/record.ts';
 import { EMPTY, type Store } from '../log/store.ts';
@@ -268,6 +268,7 @@ export class KeyRing implements Keys {
   }
 
   async create(key: Identity, options: { expiresAt?: Date; ttl?: Duration } = {}): Promise<KeyInfo> {
+    options = readArgument(options, 'options');
     const id = prepareIdentity(key, 'key');
     if (!isPlainObject(options)) throw new InvalidArgumentError(`options: expected { expiresAt?, ttl? }, got ${describe(options)}`);
     for (const name of Object.keys(options)) {
@@ -312,6 +313,7 @@ export class KeyRing implements Keys {
   }
 
   async *list(options: { destroyed?: boolean } = {}): AsyncIterable<KeyInfo> {
+    options = readArgument(options, 'options');
     if (!isPlainObject(options) || (options.destroyed !== undefined && typeof options.destroyed !== 'boolean')) {
       throw new InvalidArgumentError(`options.destroyed: expected a boolean, got ${describe(isPlainObject(options) ? options.destroyed : options)}`);
     }
@@ -326,6 +328,7 @@ export class KeyRing implements Keys {
   }
 
   async shred(key: Identity, options: { reason?: string; source?: string } = {}): Promise<EffectEvent> {
+    options = readArgument(options, 'options');
     const id = prepareIdentity(key, 'key');
     if (!isPlainObject(options)) throw new InvalidArgumentError(`options: expected { reason?, source? }, got ${describe(options)}`);
     for (const name of ['reason', 'source'] as const) {
@@ -339,6 +342,7 @@ export class KeyRing implements Keys {
   }
 
   async expire(now?: Date): Promise<EffectEvent[]> {
+    now = readArgument(now, 'now');
     if (now !== undefined && (!(now instanceof Date) || Number.isNaN(now.getTime()))) {
       throw new InvalidArgumentError(`now: expected a valid Date, got ${describe(now)}`);
     }

@@ -8,7 +8,7 @@ import { InvalidArgumentError, LogClosedError } from '../errors.ts';
 import { applyPatchAtomic } from '../model/fold.ts';
 import { describe } from '../model/json-pointer.ts';
 import type { AppendOptions, AppendResult, Identity, LogEvent, NewEvent, ReadOptions, VerifyResult } from '../model/types.ts';
-import { isPlainObject, prepareAppendOptions, prepareCallback, prepareEvents, prepareIdentity, prepareReadOptions, prepareSeq } from '../model/validate.ts';
+import { atBoundary, isPlainObject, prepareAppendOptions, prepareCallback, prepareEvents, prepareIdentity, prepareReadOptions, prepareSeq } from '../model/validate.ts';
 import { appendInTransaction, conflictingSeqs, encodeEvents } from './append.ts';
 import { assertAlone, compactStore } from './compact.ts';
 import type { Log, OpenLogOptions } from './log.ts';
@@ -302,7 +302,7 @@ class LmdbLog implements Log {
  * try { console.log(await log.head()); } finally { await log.close(); }
  */
 export async function openLog(options: OpenLogOptions): Promise<Log> {
-  const settings = prepareOpenOptions(options);
+  const settings = atBoundary('options', () => prepareOpenOptions(options));
   mkdirSync(settings.path, { recursive: true });
   const store = openStore(settings.path);
   let kek: Uint8Array | undefined;
