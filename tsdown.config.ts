@@ -11,7 +11,7 @@
  * because Node 20 starts it faster: lmdb and msgpackr then load their single-file CJS builds
  * instead of an ESM module graph (see bench/cli-startup.ts).
  */
-import { defineConfig } from 'tsdown';
+import { defineConfig, type UserConfig } from 'tsdown';
 
 /**
  * The public entries: the name of the output file -> its source. Adding a subpath is this one
@@ -30,16 +30,19 @@ const common = {
   fixedExtension: false,
   // CommonJS is shipped on purpose, for require() users; no advice needed.
   checks: { legacyCjs: false },
-} as const;
+} satisfies UserConfig;
+
+/** The library build (test/package/build.test.ts builds it with a second entry). */
+export const library: UserConfig = {
+  ...common,
+  entry: entries,
+  format: ['esm', 'cjs'],
+  dts: { sourcemap: false },
+  clean: true,
+};
 
 export default defineConfig([
-  {
-    ...common,
-    entry: entries,
-    format: ['esm', 'cjs'],
-    dts: { sourcemap: false },
-    clean: true,
-  },
+  library,
   {
     ...common,
     entry: { cli: 'src/cli/main.ts' },
