@@ -46,6 +46,8 @@ function parseProblem(error: unknown): string {
  * the line each event came from. `name` is how messages call the input.
  * @throws UsageError naming the input, the line and what is wrong with it.
  * @throws CliError when the file cannot be read.
+ * @example
+ * const { events, lines } = await readEvents('events.ndjson', 'events.ndjson');
  */
 export async function readEvents(file: string, name: string, onBytes?: (bytes: number) => void): Promise<{ events: NewEvent[]; lines: number[] }> {
   const input = file === '-' ? process.stdin : createReadStream(file);

@@ -3,7 +3,11 @@
  * (`coherence read | head -n 1`).
  */
 
-/** The reader of stdout went away: stop quietly, exit 0. */
+/**
+ * The reader of stdout went away: stop quietly, exit 0.
+ * @example
+ * catch (e) { if (e instanceof OutputClosed) return 0; }
+ */
 export class OutputClosed extends Error {}
 
 let closed = false;
@@ -19,7 +23,11 @@ export function watchOutput(): void {
   });
 }
 
-/** Whether the reader of stdout has gone away. */
+/**
+ * Whether the reader of stdout has gone away.
+ * @example
+ * if (outputClosed()) return exitCode;
+ */
 export function outputClosed(): boolean {
   return closed;
 }

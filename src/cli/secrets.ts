@@ -45,7 +45,11 @@ const FILE_ERRORS: Record<string, string> = {
   ENAMETOOLONG: 'the name is too long',
 };
 
-/** Why a file could not be read, in words, from the error's code only (its message holds the path). */
+/**
+ * Why a file could not be read, in words, from the error's code only (its message holds the path).
+ * @example
+ * fileProblem(Object.assign(new Error(), { code: 'ENOENT' })); // 'no such file'
+ */
 export function fileProblem(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return (code !== undefined ? FILE_ERRORS[code] : undefined) ?? (code ?? 'unknown error');

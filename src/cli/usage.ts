@@ -9,7 +9,11 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** A command that cannot do its work (no store there, a file that cannot be read): exit code 1. */
+/**
+ * A command that cannot do its work (no store there, a file that cannot be read): exit code 1.
+ * @example
+ * throw new CliError(`no store at ${dir}`);
+ */
 export class CliError extends Error {
   override name = 'CliError';
 }
@@ -65,7 +69,12 @@ export function parseDuration(text: string): Record<string, number> {
   return duration;
 }
 
-/** Parses an ISO 8601 date option such as `2027-01-31` or `2027-01-31T12:00:00Z`. */
+/**
+ * Parses an ISO 8601 date option such as `2027-01-31` or `2027-01-31T12:00:00Z`.
+ * @throws UsageError naming `what` for anything else.
+ * @example
+ * parseDate('2027-01-31', '--expires-at'); // 2027-01-31T00:00:00.000Z
+ */
 export function parseDate(text: string, what: string): Date {
   const date = new Date(text);
   if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(date.getTime())) {
@@ -74,7 +83,11 @@ export function parseDate(text: string, what: string): Date {
   return date;
 }
 
-/** An identity as the command line writes it (`customer:9`, `order:"7"`): what parseIdentity reads. */
+/**
+ * An identity as the command line writes it (`customer:9`, `order:"7"`): what parseIdentity reads.
+ * @example
+ * formatIdentity(['order', '7']); // 'order:"7"'
+ */
 export function formatIdentity([kind, id]: readonly [string, string | number]): string {
   if (typeof id === 'number' || !/^-?(0|[1-9][0-9]*)$/.test(id)) return `${kind}:${id}`;
   return `${kind}:"${id}"`;
@@ -84,6 +97,8 @@ export function formatIdentity([kind, id]: readonly [string, string | number]): 
  * Runs `work`; an InvalidArgumentError about one of the API's options is reported as the flag the
  * user typed (`--expires-at: ...` rather than `options.expiresAt: ...`).
  * @throws UsageError for such an error, with the original as its cause.
+ * @example
+ * await asFlags({ 'options.expiresAt': '--expires-at' }, () => log.keys.create(key, { expiresAt }));
  */
 export async function asFlags<T>(flags: Record<string, string>, work: () => Promise<T>): Promise<T> {
   try {
