@@ -1,6 +1,12 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  resolve: {
+    // `import ... from 'coherence'` (as the examples write it) means the sources here, as the
+    // tsconfig `paths` say for tsc and tsx; the package's `exports` point at dist/ for users.
+    alias: [{ find: /^coherence$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) }],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     pool: 'forks',

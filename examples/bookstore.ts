@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { openLog, type Identity, type NewAction } from '../src/index.ts';
+import { openLog, type Identity, type NewAction } from 'coherence';
 
 const path = process.argv[2] ?? './data/bookstore';
 // Start from a fresh store, but never wipe a directory that holds something else.

@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { openLog, type AppendResult, type Identity, type LogEvent, type NewAction, type Operation } from '../src/index.ts';
+import { openLog, type AppendResult, type Identity, type LogEvent, type NewAction, type Operation } from 'coherence';
 
 const path = process.argv[2] ?? './data/demo';
 // Start from a fresh store, but never wipe a directory that holds something else.

@@ -11,7 +11,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { openLog } from '../src/index.ts';
+import { openLog } from 'coherence';
 
 const path = process.argv[2] ?? './data/live-projection';
 // Start from a fresh store, but never wipe a directory that holds something else.

@@ -5,7 +5,7 @@
  *   npx tsx examples/live-projection.ts
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { openLog, type Identity, type Operation } from '../src/index.ts';
+import { openLog, type Identity, type Operation } from 'coherence';
 
 const path = process.argv[2];
 if (path === undefined) throw new Error('usage: live-writer.ts <store directory>');

@@ -12,7 +12,7 @@
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { openLog, type Identity, type LogEvent, type NewAction, type Operation } from '../src/index.ts';
+import { openLog, type Identity, type LogEvent, type NewAction, type Operation } from 'coherence';
 
 const path = process.argv[2] ?? './data/shared-document';
 // Start from a fresh store, but never wipe a directory that holds something else.

@@ -153,22 +153,32 @@ export class StoreInUseError extends CoherenceError {
 }
 
 /**
- * A projection's `apply` or `init` threw. The projection stays as it was before the batch that
- * holds `seq`; the original error is the `cause`.
+ * A projection's `apply` or `init` threw, or returned a state that cannot be stored (a cycle, a
+ * BigInt, a function, ...: see `path`). The projection stays as it was before the batch that holds
+ * `seq`, states and position alike; the original error, or what is wrong with the state, is the
+ * `cause`.
  *
  * @example
- * try { await receipts.catchUp(); } catch (e) { if (e instanceof ProjectionError) console.error(e.projection, e.seq, e.cause); }
+ * try { await receipts.catchUp(); } catch (e) { if (e instanceof ProjectionError) console.error(e.projection, e.seq, e.path, e.cause); }
  */
 export class ProjectionError extends CoherenceError {
   /** The projection's name. */
   readonly projection: string;
   /** The event it failed at. */
   readonly seq: number;
+  /**
+   * Where in the state the value that cannot be stored is (`items[3].price`; `''`: the state
+   * itself); undefined when `apply` or `init` threw.
+   */
+  readonly path: string | undefined;
 
-  constructor(projection: string, seq: number, cause: unknown) {
-    super('PROJECTION_FAILED', `projection "${projection}" failed at event ${seq}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  constructor(projection: string, seq: number, cause: unknown, path?: string) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    const where = path === undefined ? '' : `the state it returned${path === '' ? '' : ` at ${path}`}: `;
+    super('PROJECTION_FAILED', `projection "${projection}" failed at event ${seq}: ${where}${reason}`, { cause });
     this.projection = projection;
     this.seq = seq;
+    this.path = path;
   }
 }
 

@@ -1,14 +1,15 @@
 /**
  * The `coherence` command, run as a real child process on real stores (SPEC.md section 9).
  *
- * Each run pays tsx's start-up, so every `it` plays a short session of commands on one store and
+ * The command runs compiled (bin/coherence.cjs -> dist/cli.cjs, built by `npm test`'s pretest),
+ * as an installed package runs it. Every `it` plays a short session of commands on one store and
  * runs independent commands side by side.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { WrongMasterKeyError, type Identity, type NewEvent } from '../src/index.ts';
-import { cli, cliInTerminal, cliUntilFirstLine, hasScript, inParallel, ndjson, startCli, toNdjson, type CliRun } from './support/cli.ts';
+import { cli, cliCountingLines, cliInTerminal, cliUntilFirstLine, hasScript, inParallel, ndjson, startCli, toNdjson, type CliRun } from './support/cli.ts';
 import { action, effect, tempDir } from './support/temp-log.ts';
 
 const MASTER_KEY = '5e'.repeat(32);
@@ -100,7 +101,7 @@ describe('coherence append, read, head and state', SLOW, () => {
     expect(JSON.parse(state.stdout)).toEqual({ state: { title: 'Neuromancer', price: 10 }, head: 4 });
   });
 
-  it('refuses a conflicting append with exit code 3 and the JSON report, writes nothing, and takes it once --resolved names the conflict', async () => {
+  it('refuses a conflicting append with exit code 3 and the NDJSON report, writes nothing, and takes it once --resolved names the conflict', async () => {
     const store = tempDir();
     const setup = await cli(['append', ndjsonFile([
       action(neuromancer, [{ op: 'add', path: '/title', value: 'Neuromancer' }], { actor: alice }),
@@ -119,18 +120,17 @@ describe('coherence append, read, head and state', SLOW, () => {
     expect(ndjson(conflicts.stdout)).toEqual([expect.objectContaining({ seq: 2, action: expect.objectContaining({ actor: bob }) })]);
 
     expectStatus(refused, 3);
-    const report = JSON.parse(refused.stdout) as { status: string; accepted: unknown[]; conflicts: unknown[] };
-    expect(report).toEqual({
-      status: 'conflict',
-      accepted: [],
-      conflicts: [{
+    expect(ndjson(refused.stdout)).toEqual([
+      { status: 'conflict', conflicts: 1, accepted: 0 },
+      {
+        line: 1,
         ours: expect.objectContaining({ seq: 3, action: expect.objectContaining({ actor: carol, patch: [{ op: 'add', path: '/price', value: 12 }] }) }),
         theirs: expect.objectContaining({ seq: 2, action: expect.objectContaining({ actor: bob }) }),
-      }],
-    });
+      },
+    ]);
 
     expectStatus(tooFar, 3);
-    expect(JSON.parse(tooFar.stdout)).toEqual({ status: 'invalid-base', head: 2 });
+    expect(tooFar.stdout).toBe('{"status":"invalid-base","head":2}\n');
 
     const resolved = await cli(['append', '-', '--base', '1', '--resolved', '2'], { store, input: carolsEdit });
     expectStatus(resolved, 0);
@@ -460,8 +460,9 @@ describe('coherence usage', SLOW, () => {
       [['state', 'Neuromancer'], { store }, 'aggregate: expected kind:id, got "Neuromancer"'],
       [['head'], {}, 'expected --store <dir> (or COHERENCE_STORE)'],
       // The master key is never a plain argument.
-      [['--master-key', MASTER_KEY, 'head'], { store }, "unknown option '--master-key'"],
-      [['append'], { store, input: `${event}not json\n` }, 'line 2: expected JSON, got "not json"'],
+      [['--master-key', MASTER_KEY, 'head'], { store }, "unknown option '--master-key': a master key is never an argument; put the key (64 hex characters or 32 bytes) in a file and pass --master-key-file <file>, or set COHERENCE_MASTER_KEY"],
+      [['head', `--master-key=${MASTER_KEY}`], { store }, 'pass --master-key-file <file>, or set COHERENCE_MASTER_KEY'],
+      [['append'], { store, input: `${event}not json\n` }, "stdin line 2: expected JSON, got a line that does not parse (Unexpected token 'o')"],
       [['append'], { store, input: '' }, 'stdin: expected at least one event, got none'],
     ];
     const runs = await inParallel(cases.map(([args, options]) => () => cli(args, options)));
@@ -483,5 +484,150 @@ describe('coherence usage', SLOW, () => {
     const run = await cli(['append'], { store, input: '{"source":"test"}\n' });
     expect(run.stderr).toContain('expected exactly one of "action" or "effect", got neither');
     expectStatus(run, 2);
+  });
+});
+
+describe('coherence as a new user first meets it', SLOW, () => {
+  it('prints the version of the package with --version', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const [long, short] = await inParallel([() => cli(['--version']), () => cli(['-V'])]);
+    for (const run of [long, short]) {
+      expectStatus(run, 0);
+      expect(run.stdout).toBe(`${version}\n`);
+    }
+  });
+
+  it('exits 1 with "no store at <dir>" and creates nothing when a command other than append or keys create is given a store that does not exist', async () => {
+    const typo = join(tempDir(), 'typo');
+    const commands = [
+      ['read'], ['read', '--follow'], ['head'], ['state', 'book:1'], ['conflicts', 'book:1', '--base', '0'], ['stats'], ['verify'],
+      ['compact'], ['keys', 'list'], ['keys', 'shred', 'customer:9'], ['keys', 'expire'], ['project', 'books'], ['rebuild', 'books'],
+    ];
+    const runs = await inParallel(commands.map((command) => () => cli(['--store', typo, ...command], { masterKey: MASTER_KEY })));
+    commands.forEach((command, i) => {
+      const run = runs[i] as CliRun;
+      expect(run.status, `${command.join(' ')}: ${run.stderr}`).toBe(1);
+      expect(run.stderr, command.join(' ')).toBe(`coherence: no store at ${typo}\n`);
+      expect(run.stdout, command.join(' ')).toBe('');
+    });
+    expect(existsSync(typo)).toBe(false);
+
+    // The commands that put something in a store create it.
+    const created = await cli(['--store', typo, 'keys', 'create', 'customer:1'], { masterKey: MASTER_KEY });
+    expectStatus(created, 0);
+    const head = await cli(['--store', typo, 'head']);
+    expectStatus(head, 0);
+    expect(head.stdout).toBe('0\n');
+  });
+
+  it('never shows a master key, nor a path that looks like one, in any message', async () => {
+    const store = tempDir();
+    expectStatus(await cli(['append'], { store, input: toNdjson([action(neuromancer, [{ op: 'add', path: '/title', value: 'Neuromancer' }])]) }), 0);
+    const [keyAsFile, keyAsStore, keyAsCommand, keyAsInput] = await inParallel([
+      () => cli(['--master-key-file', MASTER_KEY, 'head'], { store }),
+      () => cli(['--store', MASTER_KEY, 'head']),
+      () => cli([MASTER_KEY], { store }),
+      () => cli(['append', join(tempDir(), MASTER_KEY)], { store }),
+    ]);
+    expectStatus(keyAsFile, 1);
+    expect(keyAsFile.stderr).toContain('--master-key-file: cannot read the file (no such file); what was given looks like a key itself');
+    expect(keyAsFile.stderr).toContain('set COHERENCE_MASTER_KEY');
+    expectStatus(keyAsStore, 1);
+    expect(keyAsStore.stderr).toBe('coherence: no store at a path that looks like a key (not shown)\n');
+    expectStatus(keyAsCommand, 2);
+    expectStatus(keyAsInput, 1);
+    expect(keyAsInput.stderr).toContain('cannot read the file (no such file)');
+    for (const run of [keyAsFile, keyAsStore, keyAsCommand, keyAsInput]) {
+      expect(run.stderr).not.toContain(MASTER_KEY);
+      expect(run.stderr).not.toContain(MASTER_KEY.slice(0, 32));
+      expect(run.stdout).toBe('');
+    }
+  });
+
+  it('prints the report of a conflict-heavy append one conflict per line, each naming its input line, and exits 3', async () => {
+    const store = tempDir();
+    // 600 lines over 30 aggregates, appended once, then again from base 0: each line conflicts
+    // with the 20 stored actions on its aggregate.
+    const events = Array.from({ length: 600 }, (_, i) => action(['book', i % 30], [{ op: 'add', path: `/n${i}`, value: i }]));
+    const file = ndjsonFile(events);
+    expectStatus(await cli(['append', file], { store }), 0);
+    const refused = await cli(['append', file, '--base', '0'], { store });
+    expectStatus(refused, 3);
+    const [status, ...conflicts] = ndjson(refused.stdout) as [unknown, ...{ line: number; ours: { seq: number; action: { aggregate: Identity } }; theirs: { seq: number; action: { aggregate: Identity } } }[]];
+    expect(status).toEqual({ status: 'conflict', conflicts: 600 * 20, accepted: 0 });
+    expect(conflicts).toHaveLength(600 * 20);
+    expect(refused.stdout.split('\n')).toHaveLength(1 + 600 * 20 + 1);
+    for (const conflict of conflicts.slice(0, 50)) {
+      expect(conflict.ours.seq).toBe(600 + conflict.line);
+      expect(conflict.theirs.action.aggregate).toEqual(conflict.ours.action.aggregate);
+    }
+    expect(conflicts.at(-1)).toMatchObject({ line: 600, ours: { seq: 1200 }, theirs: { seq: 600 } });
+    const head = await cli(['head'], { store });
+    expect(head.stdout).toBe('600\n');
+  });
+
+  it('streams the 800,000 conflicts of a 20,000-line append over 500 aggregates instead of running out of memory', async () => {
+    const store = tempDir();
+    const events = Array.from({ length: 20_000 }, (_, i) => action(['book', `b${i % 500}`], [{ op: 'add', path: `/n${i}`, value: `note ${i} ${'x'.repeat(100)}` }]));
+    const file = ndjsonFile(events);
+    expectStatus(await cli(['append', file], { store }), 0);
+    const refused = await cliCountingLines(['append', file, '--base', '0'], { store }, 2);
+    expect(refused.status, refused.stderr).toBe(3);
+    expect(refused.lines).toBe(1 + 20_000 * 40);
+    expect(refused.first).toEqual([{ status: 'conflict', conflicts: 800_000, accepted: 0 }, expect.objectContaining({ line: 1, ours: expect.objectContaining({ seq: 20_001 }) })]);
+    expect(refused.last).toMatchObject({ line: 20_000, ours: { seq: 40_000 }, theirs: { seq: 20_000 } });
+  });
+
+  it('names the file, the line and the parser\'s reason for a malformed NDJSON line, without echoing the line', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'events.ndjson');
+    writeFileSync(file, `${toNdjson([action(neuromancer, [{ op: 'add', path: '/title', value: 'Neuromancer' }])])}{"card": "4111 1111 1111 1111",}\n`);
+    const store = tempDir();
+    const run = await cli(['append', file], { store });
+    expectStatus(run, 2);
+    expect(run.stderr).toBe(`coherence: ${file} line 2: expected JSON, got a line that does not parse (Expected double-quoted property name at column 32)\n`);
+    expect(run.stderr).not.toContain('4111');
+    const missing = await cli(['append', join(dir, 'nope.ndjson')], { store });
+    expectStatus(missing, 1);
+    expect(missing.stderr).toBe(`coherence: ${join(dir, 'nope.ndjson')}: cannot read the file (no such file)\n`);
+  });
+
+  it('names --expires-at, --ttl and --now when their value is invalid or already past', async () => {
+    const store = tempDir();
+    const cases: [string[], string][] = [
+      [['keys', 'create', 'customer:1', '--expires-at', '2001-01-01'], '--expires-at: expected a time after now'],
+      [['keys', 'create', 'customer:1', '--expires-at', 'tomorrow'], '--expires-at: expected an ISO 8601 date such as 2027-01-31 or 2027-01-31T12:00:00Z, got "tomorrow"'],
+      [['keys', 'create', 'customer:1', '--ttl', 'soon'], '--ttl: expected a duration such as 30d'],
+      [['keys', 'create', 'customer:1', '--ttl', '{"days":-1}'], '--ttl.days: expected a finite number >= 0'],
+    ];
+    const runs = await inParallel(cases.map(([args]) => () => cli(args, { store, masterKey: MASTER_KEY })));
+    cases.forEach(([args, message], i) => {
+      const run = runs[i] as CliRun;
+      expect(run.status, `${args.join(' ')}: ${run.stderr}`).toBe(2);
+      expect(run.stderr, args.join(' ')).toContain(`coherence: ${message}`);
+      expect(run.stderr).not.toContain('options.');
+    });
+    const now = await cli(['keys', 'expire', '--now', 'later'], { store, masterKey: MASTER_KEY });
+    expectStatus(now, 2);
+    expect(now.stderr).toContain('--now: expected an ISO 8601 date');
+    const listed = await cli(['keys', 'list'], { store });
+    expect(listed.stdout).toBe('');
+  });
+
+  it('says so when it shreds a key that never existed, and the key can then never be created', async () => {
+    const store = tempDir();
+    expectStatus(await cli(['keys', 'create', 'customer:1'], { store, masterKey: MASTER_KEY }), 0);
+    const [never, existing] = await inParallel([
+      () => cli(['keys', 'shred', 'customer:9'], { store, masterKey: MASTER_KEY }),
+      () => cli(['keys', 'shred', 'customer:1'], { store, masterKey: MASTER_KEY }),
+    ]);
+    expectStatus(never, 0);
+    expect(never.stderr).toBe('key customer:9 did not exist; recorded as destroyed so it can never be created\n');
+    expect(JSON.parse(never.stdout)).toMatchObject({ effect: { reason: 'shredded', trigger: ['customer', 9] } });
+    expectStatus(existing, 0);
+    expect(existing.stderr).toBe('');
+    const again = await cli(['keys', 'create', 'customer:9'], { store, masterKey: MASTER_KEY });
+    expectStatus(again, 1);
+    expect(again.stderr).toContain('keys are never reused');
   });
 });

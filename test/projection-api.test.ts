@@ -277,6 +277,70 @@ describe('a custom apply that throws', () => {
   });
 });
 
+describe('a custom init or apply that returns a state the store cannot hold', () => {
+  const cycle = () => {
+    const state: Record<string, unknown> = { count: 1 };
+    state.self = { back: state };
+    return state;
+  };
+  const nested = (depth: number) => {
+    let state: unknown = 'leaf';
+    for (let i = 0; i < depth; i++) state = { down: state };
+    return state;
+  };
+  const cases: [what: string, options: ProjectionOptions<unknown>, path: string, reason: string][] = [
+    ['a cycle', { apply: (state, event) => (event.seq === 7 ? cycle() : state) }, 'self.back', 'expected a JSON value or a Date, got a cycle'],
+    ['a BigInt', { apply: (state, event) => (event.seq === 7 ? { total: 10n } : state) }, 'total', 'expected a JSON value or a Date, got a bigint'],
+    ['a symbol in an array', { apply: (state, event) => (event.seq === 7 ? { tags: ['a', Symbol('b')] } : state) }, 'tags[1]', 'expected a JSON value or a Date, got a symbol'],
+    ['a function', { apply: (state, event) => (event.seq === 7 ? { render() {} } : state) }, 'render', 'expected a JSON value or a Date, got a function'],
+    ['a Map', { apply: (state, event) => (event.seq === 7 ? { index: new Map() } : state) }, 'index', 'expected a JSON value or a Date, got an instance of Map'],
+    ['nesting too deep', { apply: (state, event) => (event.seq === 7 ? nested(300) : state) }, `${'down.'.repeat(256)}down`, 'expected JSON nested at most 256 deep'],
+    ['undefined', { apply: (state, event) => (event.seq === 7 ? undefined : state) }, '', 'expected a JSON value or a Date, got undefined'],
+  ];
+
+  it.each(cases)('fails with %s as a ProjectionError naming the projection, the seq and the path, and stores nothing', async (_, options, path, reason) => {
+    const { log } = await tempLog({ clock });
+    // Seqs 1-3 on orders 0-2 (a first batch that goes through), then 4-10 in a second.
+    await appendOrders(log, 3, 3);
+    const projection = log.projection('odd', options);
+    expect(await projection.catchUp()).toMatchObject({ to: 3 });
+    const before = await entriesOf(projection);
+    await appendOrders(log, 7, 3, 3);
+
+    const error = (await rejection(projection.catchUp())) as ProjectionError;
+    expect(error).toBeInstanceOf(ProjectionError);
+    expect(error.projection).toBe('odd');
+    expect(error.seq).toBe(7);
+    expect(error.path).toBe(path);
+    expect(error.cause).toBeInstanceOf(TypeError);
+    expect((error.cause as Error).message).toBe(reason);
+    expect(error.message).toBe(`projection "odd" failed at event ${error.seq}: the state it returned${path === '' ? '' : ` at ${path}`}: ${reason}`);
+    expect(await projection.position()).toBe(3);
+    expect(await entriesOf(projection)).toEqual(before);
+  });
+
+  it('checks what init returns too, at the first event of each aggregate', async () => {
+    const { log } = await tempLog({ clock });
+    await appendOrders(log, 3, 3);
+    const projection = log.projection('created', { init: () => ({ created: 1n }), apply: (state) => state });
+    const error = (await rejection(projection.catchUp())) as ProjectionError;
+    expect(error).toMatchObject({ projection: 'created', seq: 1, path: 'created' });
+    expect(await projection.position()).toBe(0);
+    expect(await entriesOf(projection)).toEqual([]);
+  });
+
+  it('stores a state holding Dates and gives them back as Dates', async () => {
+    const { log } = await tempLog({ clock });
+    await appendOrders(log, 2, 1);
+    const projection = log.projection<{ at: Date; count: number }>('dated', {
+      init: () => ({ at: new Date(0), count: 0 }),
+      apply: (state, event) => ({ at: event.timestamp, count: state.count + 1 }),
+    });
+    await projection.catchUp();
+    expect(await projection.get(order(0))).toEqual({ at: clock(), count: 2 });
+  });
+});
+
 describe('bad arguments', () => {
   it('refuses an empty or non-string name', async () => {
     const { log } = await tempLog({ clock });

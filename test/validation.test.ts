@@ -327,8 +327,12 @@ describe('other bad events', () => {
     await expectInvalidEvent({ source: 'test', effect: { reason: 'shredded', trigger: key, triggers: [key] } }, 'effect.triggers', /expected one of reason, trigger, got an unknown property/);
   });
 
-  it('refuses an unknown property on an operation', async () => {
-    await expectInvalidOperation({ op: 'add', path: '/a', value: 1, force: true }, '.force', /expected one of op, path, value, from, got an unknown property/);
+  it('accepts a member an operation does not define and stores the operation without it (RFC 6902 §4)', async () => {
+    const log = await populated();
+    const result = await log.append([action(book, loose<Operation[]>([{ op: 'add', path: '/a', value: 1, force: true }]))], { base: 3 });
+    expect(result.status).toBe('ok');
+    expect((await log.get(4))).toMatchObject({ action: { patch: [{ op: 'add', path: '/a', value: 1 }] } });
+    expect(JSON.stringify(await log.get(4))).not.toContain('force');
   });
 
   it('refuses an effect-only property on an action', async () => {

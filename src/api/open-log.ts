@@ -19,7 +19,7 @@ import { parseDuration } from '../model/duration.ts';
 import { prepareSchemas } from '../model/schemas.ts';
 import { describe } from '../model/json-pointer.ts';
 import type { AppendOptions, AppendOutcome, AppendResult, Identity, LogEvent, NewEvent, ReadOptions, VerifyResult } from '../model/types.ts';
-import { isPlainObject, prepareCallback, prepareIdentity, prepareReadOptions, prepareSeq } from '../model/validate.ts';
+import { atBoundary, isPlainObject, prepareCallback, prepareIdentity, prepareReadOptions, prepareSeq } from '../model/validate.ts';
 import { openProjection } from '../projections/projector.ts';
 import type { Projection, ProjectionOptions } from '../projections/projection.ts';
 import type { StorageEngine } from '../storage/engine.ts';
@@ -173,7 +173,7 @@ class LogFacade implements Log {
  * try { console.log(await log.head()); } finally { await log.close(); }
  */
 export async function openLog(options: OpenLogOptions): Promise<Log> {
-  const { engine, settings, masterKey, autoExpire } = prepareOpenOptions(options);
+  const { engine, settings, masterKey, autoExpire } = atBoundary('options', () => prepareOpenOptions(options));
   try {
     const storage = await engine.open();
     let kek: Uint8Array | undefined;

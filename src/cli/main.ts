@@ -2,14 +2,22 @@
  * The `coherence` command: a thin layer over the public API, working on one store directory.
  *
  * Exit codes: 0 ok, 1 error, 2 bad usage, 3 the append was refused (conflict or invalid base;
- * the report is printed as JSON on stdout).
+ * the report is printed as NDJSON on stdout, see report.ts).
+ *
+ * Only `append` and `keys create` create a store; every other command needs one to exist, so a
+ * mistyped --store fails with "no store at ..." instead of quietly making an empty store.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import pkg from '../../package.json' with { type: 'json' };
 import { InvalidArgumentError, InvalidEventError, openLog, type Log, type ReadOptions } from '../index.ts';
 import { readEvents, toLine } from './ndjson.ts';
+import { OutputClosed, outputClosed, print, watchOutput, write } from './output.ts';
 import { startProgress } from './progress.ts';
-import { parseDuration, parseIdentity, parseSeq, UsageError } from './usage.ts';
+import { printRefusal } from './report.ts';
+import { masterKey, redactKeys, refuseKeyArguments, shownPath } from './secrets.ts';
+import { asFlags, CliError, formatIdentity, parseDate, parseDuration, parseIdentity, parseSeq, UsageError } from './usage.ts';
 
 const EXIT_OK = 0;
 const EXIT_ERROR = 1;
@@ -21,39 +29,20 @@ interface GlobalOptions {
   masterKeyFile?: string;
 }
 
-/** The reader of stdout went away (`coherence read | head`): stop quietly, exit 0. */
-class OutputClosed extends Error {}
-
-let outputClosed = false;
-
-/** Writes to stdout, waiting when the pipe is full. @throws OutputClosed once the reader is gone. */
-function write(text: string): Promise<void> {
-  if (outputClosed) return Promise.reject(new OutputClosed());
-  return new Promise((resolve, reject) => {
-    if (process.stdout.write(text)) return resolve();
-    const onDrain = () => { process.stdout.off('error', onError); resolve(); };
-    const onError = () => { process.stdout.off('drain', onDrain); reject(new OutputClosed()); };
-    process.stdout.once('drain', onDrain).once('error', onError);
-  });
-}
-
-function print(value: unknown): Promise<void> {
-  return write(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-function masterKey(options: GlobalOptions): string | Uint8Array | undefined {
-  if (options.masterKeyFile !== undefined) {
-    const bytes = readFileSync(options.masterKeyFile);
-    const text = bytes.toString('utf8').trim();
-    return /^[0-9a-fA-F]{64}$/.test(text) ? text : new Uint8Array(bytes);
-  }
-  const fromEnv = process.env.COHERENCE_MASTER_KEY;
-  return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv.trim();
-}
-
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** Whether `dir` holds a store (the LMDB engine keeps its data file there). */
+function isStore(dir: string): boolean {
+  return existsSync(join(dir, 'data.mdb'));
+}
+
+const HELP_AFTER = `
+Exit codes: 0 ok, 1 error, 2 bad usage, 3 the append was refused (the report is NDJSON on stdout).
+Only append and keys create create a store; every other command exits 1 with "no store at <dir>"
+when there is none. The master key comes from --master-key-file or COHERENCE_MASTER_KEY, never
+from an argument.`;
 
 /** Builds the program; `run` receives each command's work with the opened log. */
 function program(exit: { code: number }): Command {
@@ -61,15 +50,22 @@ function program(exit: { code: number }): Command {
     .description('An embedded, conflict-aware patch log with encrypted payloads and crypto-shredding.')
     .addOption(new Option('-s, --store <dir>', 'the store directory').env('COHERENCE_STORE'))
     .option('--master-key-file <file>', 'file holding the master key (64 hex characters or 32 bytes); or set COHERENCE_MASTER_KEY')
+    .version(pkg.version, '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ outputError: (text, out) => out(text) })
+    .addHelpText('after', HELP_AFTER)
+    .configureOutput({ outputError: (text, out) => out(redactKeys(text)) })
     .exitOverride();
 
-  const withLog = (work: (log: Log, ...args: any[]) => Promise<number | void>) =>
+  /**
+   * The action of a command that works on the log. `creates`: whether the command may create
+   * the store (only the commands that put something in it).
+   */
+  const withLog = (work: (log: Log, ...args: any[]) => Promise<number | void>, creates = false) =>
     async (...args: any[]) => {
       const options = cli.opts<GlobalOptions>();
       if (options.store === undefined) throw new UsageError('expected --store <dir> (or COHERENCE_STORE)');
-      const key = masterKey(options);
+      if (!creates && !isStore(options.store)) throw new CliError(`no store at ${shownPath(options.store)}`);
+      const key = masterKey(options.masterKeyFile, process.env);
       const log = await openLog({ path: options.store, ...(key === undefined ? {} : { masterKey: key }) });
       try {
         exit.code = (await work(log, ...args)) ?? EXIT_OK;
@@ -79,20 +75,24 @@ function program(exit: { code: number }): Command {
     };
 
   cli.command('append')
-    .description('append NDJSON events (one NewEvent per line, as `read` prints them) from a file or stdin, all or nothing')
+    .description('append NDJSON events (one NewEvent per line, as `read` prints them) from a file or stdin, all or nothing; creates the store if needed')
     .argument('[file]', 'NDJSON file, or - for stdin', '-')
     .option('--base <seq>', 'the highest seq your view includes (default: the head now)')
     .option('--resolved <seqs>', 'comma-separated seqs you have seen and resolved')
     .option('--merge <mode>', 'none or disjoint-paths', 'none')
     .option('--dry-run', 'check and report, write nothing')
+    .addHelpText('after', `
+When the append is refused it exits 3 and prints NDJSON on stdout: a first line
+{"status":"invalid-base","head":N}, or {"status":"conflict","conflicts":N,"accepted":M}
+followed by one {"line":L,"ours":{...},"theirs":{...}} per conflict (L: the input line of ours).`)
     .action(withLog(async (log, file: string, opts: { base?: string; resolved?: string; merge: string; dryRun?: boolean }) => {
       const base = opts.base === undefined ? await log.head() : parseSeq(opts.base, '--base');
       const resolved = opts.resolved === undefined ? [] : opts.resolved.split(',').map((s) => parseSeq(s.trim(), '--resolved', 1));
-      const size = file === '-' ? 0 : readFileSync(file).length;
-      const progress = startProgress('reading');
-      const { events, lines } = await readEvents(file, (bytes) => { if (size > 0) progress.update(bytes, size); });
+      const input = file === '-' ? 'stdin' : shownPath(file);
+      const size = file === '-' || !existsSync(file) ? 0 : statSync(file).size;
+      const progress = await startProgress('reading');
+      const { events, lines } = await readEvents(file, input, (bytes) => { if (size > 0) progress.update(bytes, size); });
       progress.stop();
-      const input = file === '-' ? 'stdin' : file;
       if (events.length === 0) throw new UsageError(`${input}: expected at least one event, got none`);
       let result;
       try {
@@ -102,13 +102,13 @@ function program(exit: { code: number }): Command {
         // Name the line of the file, not the position in the batch.
         throw new UsageError(`${input} line ${lines[error.index]}: ${error.message.replace(/^events\[\d+\]\.?/, '')}`);
       }
-      if (result.status !== 'ok') {
-        await print(result);
+      if (result.status === 'conflict' || result.status === 'invalid-base') {
+        await printRefusal(result, lines);
         return EXIT_REFUSED;
       }
       const last = result.events.at(-1)?.seq;
       process.stderr.write(`${opts.dryRun === true ? 'would append' : 'appended'} ${result.events.length} event(s), up to seq ${last}\n`);
-    }));
+    }, true));
 
   cli.command('read')
     .description('print events as NDJSON, in ascending seq')
@@ -175,29 +175,34 @@ function program(exit: { code: number }): Command {
       for await (const info of log.keys.list(filter)) await write(toLine(info));
     }));
   keys.command('create')
-    .description('create a key')
+    .description('create a key; creates the store if needed')
     .argument('<key>', 'kind:id, e.g. customer:42')
     .addOption(new Option('--ttl <duration>', 'lifetime: 30d, 12h, 1y6mo, or {"days":30}').conflicts('expiresAt'))
     .option('--expires-at <date>', 'expiry as an ISO 8601 date')
     .action(withLog(async (log, key: string, opts: { ttl?: string; expiresAt?: string }) => {
       const options: { ttl?: Record<string, number>; expiresAt?: Date } = {};
       if (opts.ttl !== undefined) options.ttl = parseDuration(opts.ttl);
-      if (opts.expiresAt !== undefined) options.expiresAt = new Date(opts.expiresAt);
-      await print(await log.keys.create(parseIdentity(key, 'key'), options));
-    }));
+      if (opts.expiresAt !== undefined) options.expiresAt = parseDate(opts.expiresAt, '--expires-at');
+      const id = parseIdentity(key, 'key');
+      await print(await asFlags({ 'options.expiresAt': '--expires-at', 'options.ttl': '--ttl' }, () => log.keys.create(id, options)));
+    }, true));
   keys.command('shred')
-    .description('destroy a key and append its effect, atomically')
+    .description('destroy a key and append its effect, atomically (a key that never existed is recorded as destroyed, so it can never be created)')
     .argument('<key>', 'kind:id')
     .option('--reason <reason>', 'the effect reason', 'shredded')
     .option('--source <source>', 'the effect source', 'keystore')
     .action(withLog(async (log, key: string, opts: { reason: string; source: string }) => {
-      await print(await log.keys.shred(parseIdentity(key, 'key'), opts));
+      const id = parseIdentity(key, 'key');
+      const existed = (await log.keys.get(id)) !== undefined;
+      const effect = await asFlags({ 'options.reason': '--reason', 'options.source': '--source' }, () => log.keys.shred(id, opts));
+      if (!existed) process.stderr.write(`key ${formatIdentity(id)} did not exist; recorded as destroyed so it can never be created\n`);
+      await print(effect);
     }));
   keys.command('expire')
     .description('shred every key past its expiry (for a cron job; or open with autoExpire)')
     .option('--now <date>', 'the time to expire at, ISO 8601 (default: now)')
     .action(withLog(async (log, opts: { now?: string }) => {
-      for (const effect of await log.keys.expire(opts.now === undefined ? undefined : new Date(opts.now))) await write(toLine(effect));
+      for (const effect of await log.keys.expire(opts.now === undefined ? undefined : parseDate(opts.now, '--now'))) await write(toLine(effect));
     }));
 
   const projectionCommand = (name: string, description: string, rebuild: boolean) =>
@@ -214,7 +219,7 @@ function program(exit: { code: number }): Command {
           ...(opts.kind === undefined ? {} : { kinds: opts.kind }),
           ...(opts.aggregate === undefined ? {} : { aggregates: opts.aggregate.map((a) => parseIdentity(a, '--aggregate')) }),
         });
-        const progress = startProgress(rebuild ? 'rebuilding' : 'catching up');
+        const progress = await startProgress(rebuild ? 'rebuilding' : 'catching up');
         const onProgress = (position: number, head: number) => progress.update(position, head);
         const result = rebuild ? await projection.rebuild({ onProgress }) : await projection.catchUp({ onProgress });
         progress.stop();
@@ -227,7 +232,7 @@ function program(exit: { code: number }): Command {
   cli.command('verify')
     .description('check the hash chain and the indexes; exit 1 naming the first bad seq')
     .action(withLog(async (log) => {
-      const progress = startProgress('verifying');
+      const progress = await startProgress('verifying');
       const result = await log.verify({ onProgress: (seq, head) => progress.update(seq, head) });
       progress.stop();
       await print(result);
@@ -237,7 +242,7 @@ function program(exit: { code: number }): Command {
   cli.command('compact')
     .description('rewrite the store without free pages (needs the store to itself)')
     .action(withLog(async (log) => {
-      const progress = startProgress('compacting');
+      const progress = await startProgress('compacting');
       await log.compact({ onProgress: (copied, total) => progress.update(copied, total) });
       progress.stop();
       process.stderr.write('compacted\n');
@@ -257,20 +262,19 @@ function program(exit: { code: number }): Command {
  */
 export async function main(argv: string[]): Promise<number> {
   const exit = { code: EXIT_OK };
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') outputClosed = true;
-  });
+  watchOutput();
   try {
+    refuseKeyArguments(argv);
     await program(exit).parseAsync(argv, { from: 'user' });
     return exit.code;
   } catch (error) {
-    if (error instanceof OutputClosed || outputClosed) return exit.code;
+    if (error instanceof OutputClosed || outputClosed()) return exit.code;
     if (error instanceof CommanderError) {
       // --help and --version end here too, with exit code 0.
       return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`coherence: ${message}\n`);
+    process.stderr.write(`coherence: ${redactKeys(message)}\n`);
     return error instanceof UsageError || error instanceof InvalidArgumentError ? EXIT_USAGE : EXIT_ERROR;
   }
 }

@@ -4,7 +4,8 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { LogEvent, NewEvent } from '../index.ts';
-import { UsageError } from './usage.ts';
+import { fileProblem } from './secrets.ts';
+import { CliError, UsageError } from './usage.ts';
 
 /** One event as a JSON line (Dates become ISO strings through toJSON). */
 export function toLine(value: unknown): string {
@@ -13,45 +14,67 @@ export function toLine(value: unknown): string {
 
 /**
  * Turns a parsed line into an event to append. Accepts what `read` prints, so a log can be
- * copied: `seq` is dropped and `timestamp` parsed back into a Date.
+ * copied: `seq` is dropped and `timestamp` parsed back into a Date. `where` names the line in
+ * messages (`events.ndjson line 3`).
  */
-export function toNewEvent(value: unknown, line: number): NewEvent {
+export function toNewEvent(value: unknown, where: string): NewEvent {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new UsageError(`line ${line}: expected a JSON object (one event per line)`);
+    throw new UsageError(`${where}: expected a JSON object (one event per line)`);
   }
   const { seq: _seq, timestamp, ...rest } = value as Partial<LogEvent> & Record<string, unknown>;
   if (timestamp === undefined) return rest as unknown as NewEvent;
   const date = new Date(timestamp as unknown as string);
   if (typeof timestamp !== 'string' || Number.isNaN(date.getTime())) {
-    throw new UsageError(`line ${line}: expected "timestamp" to be an ISO 8601 date string, got ${JSON.stringify(timestamp)}`);
+    throw new UsageError(`${where}: expected "timestamp" to be an ISO 8601 date string, got ${JSON.stringify(timestamp)}`);
   }
   return { ...rest, timestamp: date } as unknown as NewEvent;
 }
 
 /**
- * Reads the events of an NDJSON file (or stdin for "-"), reporting bytes read as it goes, with
- * the line each event came from.
+ * The parser's reason, without the piece of the line V8 quotes (it may hold a payload), and with
+ * the position as a column.
  */
-export async function readEvents(file: string, onBytes?: (bytes: number) => void): Promise<{ events: NewEvent[]; lines: number[] }> {
+function parseProblem(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message
+    .replace(/, ".*" is not valid JSON$/s, '')
+    .replace(/ in JSON at position (\d+)/, (_, position: string) => ` at column ${Number(position) + 1}`);
+}
+
+/**
+ * Reads the events of an NDJSON file (or stdin for "-"), reporting bytes read as it goes, with
+ * the line each event came from. `name` is how messages call the input.
+ * @throws UsageError naming the input, the line and what is wrong with it.
+ * @throws CliError when the file cannot be read.
+ * @example
+ * const { events, lines } = await readEvents('events.ndjson', 'events.ndjson');
+ */
+export async function readEvents(file: string, name: string, onBytes?: (bytes: number) => void): Promise<{ events: NewEvent[]; lines: number[] }> {
   const input = file === '-' ? process.stdin : createReadStream(file);
   const lines = createInterface({ input, crlfDelay: Infinity });
   const events: NewEvent[] = [];
   const numbers: number[] = [];
   let number = 0;
   let bytes = 0;
-  for await (const text of lines) {
-    number++;
-    bytes += Buffer.byteLength(text) + 1;
-    onBytes?.(bytes);
-    if (text.trim() === '') continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw new UsageError(`line ${number}: expected JSON, got ${JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text)}`);
+  try {
+    for await (const text of lines) {
+      number++;
+      bytes += Buffer.byteLength(text) + 1;
+      onBytes?.(bytes);
+      if (text.trim() === '') continue;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch (error) {
+        throw new UsageError(`${name} line ${number}: expected JSON, got a line that does not parse (${parseProblem(error)})`);
+      }
+      events.push(toNewEvent(parsed, `${name} line ${number}`));
+      numbers.push(number);
     }
-    events.push(toNewEvent(parsed, number));
-    numbers.push(number);
+  } catch (error) {
+    // A file that cannot be read rejects the iteration: reported by `name`, not by its path.
+    if (error instanceof UsageError) throw error;
+    throw new CliError(`${name}: cannot read the file (${fileProblem(error)})`, { cause: error });
   }
   return { events, lines: numbers };
 }

@@ -10,7 +10,7 @@ import type { LogCore } from '../log/log-core.ts';
 import { expiryAfter, parseDuration, type Duration } from '../model/duration.ts';
 import { describe } from '../model/json-pointer.ts';
 import type { EffectEvent, Identity } from '../model/types.ts';
-import { isPlainObject, prepareIdentity, type PreparedEffect } from '../model/validate.ts';
+import { isPlainObject, prepareIdentity, readArgument, type PreparedEffect } from '../model/validate.ts';
 import type { KeyRow } from '../storage/engine.ts';
 import type { KeyInfo, Keys } from './keys.ts';
 
@@ -42,6 +42,7 @@ export class KeyRing {
   }
 
   async create(key: Identity, options: { expiresAt?: Date; ttl?: Duration } = {}): Promise<KeyInfo> {
+    options = readArgument(options, 'options');
     const id = prepareIdentity(key, 'key');
     if (!isPlainObject(options)) throw new InvalidArgumentError(`options: expected { expiresAt?, ttl? }, got ${describe(options)}`);
     for (const name of Object.keys(options)) {
@@ -89,6 +90,7 @@ export class KeyRing {
   }
 
   async *list(options: { destroyed?: boolean } = {}): AsyncIterable<KeyInfo> {
+    options = readArgument(options, 'options');
     if (!isPlainObject(options) || (options.destroyed !== undefined && typeof options.destroyed !== 'boolean')) {
       throw new InvalidArgumentError(`options.destroyed: expected a boolean, got ${describe(isPlainObject(options) ? options.destroyed : options)}`);
     }
@@ -100,6 +102,7 @@ export class KeyRing {
   }
 
   async shred(key: Identity, options: { reason?: string; source?: string } = {}): Promise<EffectEvent> {
+    options = readArgument(options, 'options');
     const id = prepareIdentity(key, 'key');
     if (!isPlainObject(options)) throw new InvalidArgumentError(`options: expected { reason?, source? }, got ${describe(options)}`);
     for (const name of ['reason', 'source'] as const) {
@@ -113,6 +116,7 @@ export class KeyRing {
   }
 
   async expire(now?: Date): Promise<EffectEvent[]> {
+    now = readArgument(now, 'now');
     if (now !== undefined && (!(now instanceof Date) || Number.isNaN(now.getTime()))) {
       throw new InvalidArgumentError(`now: expected a valid Date, got ${describe(now)}`);
     }

@@ -47,8 +47,19 @@ export function locationsOverlap(a: readonly string[], b: readonly string[]): bo
   return true;
 }
 
-/** A short description of a value's type for error messages, never the value's content. */
+/**
+ * A short description of a value's type for error messages, never the value's content. It never
+ * throws, even for a revoked Proxy.
+ */
 export function describe(value: unknown): string {
+  try {
+    return describeType(value);
+  } catch {
+    return 'an object that cannot be read';
+  }
+}
+
+function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'an invalid Date' : 'a Date';

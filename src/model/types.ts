@@ -1,4 +1,5 @@
 import type { Operation } from 'fast-json-patch';
+import { atBoundary } from './validate.ts';
 
 export type { Operation };
 
@@ -16,6 +17,10 @@ export interface Action {
   reason: string;
   actor: Identity;
   aggregate: Identity;
+  /**
+   * Not empty. Members an operation does not define are ignored (RFC 6902 §4): they are dropped
+   * at append and never stored.
+   */
   patch: Operation[];
 }
 
@@ -134,10 +139,11 @@ export type VerifyResult = { ok: true; events: number } | { ok: false; seq: numb
 
 /**
  * Tells an action from an effect.
+ * @throws InvalidArgumentError when `event` is not an object that can be read.
  *
  * @example
  * for await (const e of log.read()) if (isActionEvent(e)) console.log(e.action.aggregate);
  */
 export function isActionEvent(event: LogEvent): event is ActionEvent {
-  return 'action' in event;
+  return atBoundary('event', () => 'action' in event);
 }

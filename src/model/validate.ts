@@ -2,7 +2,7 @@
  * The boundary: every argument a caller hands the log is checked here, once, and turned into the
  * internal shapes the rest of the code trusts. Nothing here touches storage.
  */
-import { InvalidArgumentError, InvalidEventError } from '../errors.ts';
+import { CoherenceError, InvalidArgumentError, InvalidEventError, ProjectionError } from '../errors.ts';
 import { describe, parsePointer } from './json-pointer.ts';
 import type { Identity, MergeMode, Operation } from './types.ts';
 
@@ -30,9 +30,40 @@ export interface PreparedEffect {
 
 export type PreparedEvent = PreparedAction | PreparedEffect;
 
-/** Thrown inside the validators with a path relative to the value being checked. */
+/**
+ * Thrown inside the validators with a path relative to the value being checked. `cause`: what
+ * the caller's value threw when it was read (a getter, a revoked Proxy), if that is the problem.
+ */
 class Problem {
-  constructor(readonly path: string, readonly expectation: string) {}
+  constructor(readonly path: string, readonly expectation: string, readonly cause?: unknown) {}
+}
+
+/**
+ * What reading a caller's value threw, as a Problem at `path` (a Problem passes through): a
+ * getter that throws or a revoked Proxy is bad input like any other, never a stray TypeError.
+ */
+function unreadable(path: string, error: unknown): Problem {
+  if (error instanceof Problem) return error;
+  const what = error instanceof Error ? `${error.name}: ${error.message}` : describe(error);
+  return new Problem(path, `expected a value that can be read, got one that throws when read (${what})`, error);
+}
+
+/** `check(value, path)`, with what reading the value throws reported at `path`. */
+function guarded<T>(check: (value: unknown, path: string) => T, value: unknown, path: string): T {
+  try {
+    return check(value, path);
+  } catch (error) {
+    throw unreadable(path, error);
+  }
+}
+
+/** `object[key]`, with what reading it throws reported at `path`. */
+function read(object: object, key: string | number, path: string): unknown {
+  try {
+    return (object as Record<string | number, unknown>)[key];
+  } catch (error) {
+    throw unreadable(path, error);
+  }
 }
 
 const MAX_IDENTITY_PART_BYTES = 512;
@@ -41,7 +72,6 @@ const NEW_ACTION_KEYS = new Set(['source', 'timestamp', 'action', 'triggers', 'e
 const NEW_EFFECT_KEYS = new Set(['source', 'timestamp', 'effect']);
 const ACTION_KEYS = new Set(['reason', 'actor', 'aggregate', 'patch']);
 const EFFECT_KEYS = new Set(['reason', 'trigger']);
-const OPERATION_KEYS = new Set(['op', 'path', 'value', 'from']);
 const MERGE_MODES: ReadonlySet<unknown> = new Set<MergeMode>(['none', 'disjoint-paths']);
 const textEncoder = new TextEncoder();
 
@@ -80,12 +110,17 @@ function checkIdentityPart(value: string, path: string): void {
 }
 
 function checkIdentity(value: unknown, path: string): Identity {
-  if (!Array.isArray(value) || value.length !== 2) {
-    throw new Problem(path, `expected an identity [kind, id], got ${describe(value)}`);
+  let isPair: boolean;
+  try {
+    isPair = Array.isArray(value) && value.length === 2;
+  } catch (error) {
+    throw unreadable(path, error);
   }
-  const kind = checkText(value[0], `${path}[0]`);
+  if (!isPair) throw new Problem(path, `expected an identity [kind, id], got ${describe(value)}`);
+  const pair = value as unknown[];
+  const kind = checkText(read(pair, 0, `${path}[0]`), `${path}[0]`);
   checkIdentityPart(kind, `${path}[0]`);
-  const id: unknown = value[1];
+  const id: unknown = read(pair, 1, `${path}[1]`);
   if (typeof id === 'number') {
     if (!Number.isSafeInteger(id)) throw new Problem(`${path}[1]`, `expected a safe integer id, got ${describe(id)}`);
   } else if (typeof id === 'string') {
@@ -98,17 +133,37 @@ function checkIdentity(value: unknown, path: string): Identity {
 }
 
 function checkDate(value: unknown, path: string): number {
-  if (!(value instanceof Date)) throw new Problem(path, `expected a Date, got ${describe(value)}`);
-  const time = value.getTime();
+  let time: number;
+  try {
+    if (!(value instanceof Date)) throw new Problem(path, `expected a Date, got ${describe(value)}`);
+    // Date.prototype.getTime itself: a Proxy of a Date passes instanceof but is no Date.
+    time = Date.prototype.getTime.call(value);
+  } catch (error) {
+    throw unreadable(path, error);
+  }
   if (Number.isNaN(time)) throw new Problem(path, 'expected a valid Date, got Invalid Date');
   return time;
 }
 
+/** What a JSON walk accepts and whether it copies. */
+interface JsonRules {
+  /** Return a fresh copy (patch values) or the value itself (a check only). */
+  readonly copy: boolean;
+  /** Accept valid Dates (they survive the store's msgpack, but not JSON). */
+  readonly dates: boolean;
+  /** What messages say was expected. */
+  readonly expected: string;
+}
+
+const PATCH_VALUE: JsonRules = { copy: true, dates: false, expected: 'a JSON value' };
+const STORED_STATE: JsonRules = { copy: false, dates: true, expected: 'a JSON value or a Date' };
+
 /**
  * Checks that a value is JSON (what JSON.stringify/parse would round-trip unchanged) and returns
- * a copy of it, so the stored event and what append returns cannot change with the caller's objects.
+ * a copy of it, so the stored event and what append returns cannot change with the caller's
+ * objects. With `rules` STORED_STATE, Dates pass too and nothing is copied.
  */
-function copyJson(value: unknown, path: string, depth: number, ancestors: Set<object>): unknown {
+function copyJson(value: unknown, path: string, depth: number, ancestors: Set<object>, rules: JsonRules): unknown {
   switch (typeof value) {
     case 'string':
       if (!value.isWellFormed()) throw new Problem(path, 'expected well-formed Unicode, got a lone surrogate');
@@ -116,43 +171,92 @@ function copyJson(value: unknown, path: string, depth: number, ancestors: Set<ob
     case 'boolean':
       return value;
     case 'number':
-      if (!Number.isFinite(value)) throw new Problem(path, `expected a JSON value, got ${describe(value)}`);
+      if (!Number.isFinite(value)) throw new Problem(path, `expected ${rules.expected}, got ${describe(value)}`);
       // JSON has no negative zero (JSON.stringify(-0) is "0"), and neither does the store.
       return value === 0 ? 0 : value;
     case 'object':
       break;
     default:
-      throw new Problem(path, `expected a JSON value, got ${describe(value)}`);
+      throw new Problem(path, `expected ${rules.expected}, got ${describe(value)}`);
   }
   if (value === null) return null;
   if (depth > MAX_JSON_DEPTH) throw new Problem(path, `expected JSON nested at most ${MAX_JSON_DEPTH} deep`);
-  if (ancestors.has(value)) throw new Problem(path, 'expected a JSON value, got a cycle');
+  if (ancestors.has(value)) throw new Problem(path, `expected ${rules.expected}, got a cycle`);
   ancestors.add(value);
-  let copy: unknown;
-  if (Array.isArray(value)) {
-    const array: unknown[] = new Array(value.length);
-    for (let i = 0; i < value.length; i++) array[i] = copyJson(value[i], `${path}[${i}]`, depth + 1, ancestors);
-    copy = array;
-  } else if (isPlainObject(value)) {
-    const object: Record<string, unknown> = {};
-    for (const key of Object.keys(value)) {
-      if (key === '__proto__') throw new Problem(join(path, key), 'expected no "__proto__" key');
-      object[key] = copyJson(value[key], join(path, key), depth + 1, ancestors);
+  let copy: unknown = value;
+  try {
+    if (Array.isArray(value)) {
+      const array: unknown[] | undefined = rules.copy ? new Array(value.length) : undefined;
+      for (let i = 0; i < value.length; i++) {
+        const item = copyJson(read(value, i, `${path}[${i}]`), `${path}[${i}]`, depth + 1, ancestors, rules);
+        if (array !== undefined) array[i] = item;
+      }
+      copy = array ?? value;
+    } else if (isPlainObject(value)) {
+      const object: Record<string, unknown> | undefined = rules.copy ? {} : undefined;
+      for (const key of Object.keys(value)) {
+        if (key === '__proto__') throw new Problem(join(path, key), 'expected no "__proto__" key');
+        const item = copyJson(read(value, key, join(path, key)), join(path, key), depth + 1, ancestors, rules);
+        if (object !== undefined) object[key] = item;
+      }
+      copy = object ?? value;
+    } else if (!(rules.dates && value instanceof Date && !Number.isNaN(Date.prototype.getTime.call(value)))) {
+      throw new Problem(path, notJson(value, rules));
     }
-    copy = object;
-  } else if (value instanceof Date) {
-    throw new Problem(path, 'expected a JSON value, got a Date (store it as an ISO string)');
-  } else {
-    const name = (value as object).constructor?.name;
-    throw new Problem(path, `expected a JSON value, got ${typeof name === 'string' && name !== '' ? `an instance of ${name}` : describe(value)}`);
+  } catch (error) {
+    throw unreadable(path, error);
   }
   ancestors.delete(value);
   return copy;
 }
 
+/** Why an object that is neither an array nor a plain object (nor, where allowed, a Date) does not pass. */
+function notJson(value: object, rules: JsonRules): string {
+  if (value instanceof Date) return rules.dates ? `expected ${rules.expected}, got an invalid Date` : `expected ${rules.expected}, got a Date (store it as an ISO string)`;
+  const name = value.constructor?.name;
+  return `expected ${rules.expected}, got ${typeof name === 'string' && name !== '' ? `an instance of ${name}` : describe(value)}`;
+}
+
+/**
+ * Checks that a projection state can be stored and read back as it is: JSON values and Dates,
+ * no cycle, nested at most 256 deep. Functions, symbols, BigInts, `undefined`, NaN, Maps and class
+ * instances are refused: the store's msgpack would drop, change or choke on them.
+ * @throws ProjectionError naming the projection, the seq of the event just folded and the `path`
+ *   inside the state; its `cause` says what was wrong (or is what reading the state threw).
+ * @example
+ * assertStorableState(next, 'receipts', event.seq);
+ */
+export function assertStorableState(state: unknown, projection: string, seq: number): void {
+  try {
+    copyJson(state, '', 0, new Set(), STORED_STATE);
+  } catch (e) {
+    const problem = unreadable('', e);
+    const cause = new TypeError(problem.expectation, problem.cause === undefined ? undefined : { cause: problem.cause });
+    throw new ProjectionError(projection, seq, cause, problem.path);
+  }
+}
+
+/**
+ * Checks one JSON Patch operation and returns a fresh one holding only the members its `op`
+ * defines (RFC 6902 §4): `op` and `path` always, `value` for add, replace and test, `from` for
+ * move and copy.
+ *
+ * Any other member is ignored, as §4 requires: "the operation will complete as if the undefined
+ * member did not appear in the object". It is dropped here, so it is never stored, hashed or shown
+ * to a reader; the stored operation is exactly what a conforming implementation applies. It is
+ * dropped unread and unvalidated: a `value` holding a function on a `remove`, or a `from` on an
+ * `add`, is no error, because refusing the operation for a member it does not have would not be
+ * completing it "as if the member did not appear", and since the member never reaches the store,
+ * nothing that is not JSON can get in that way. The members the operation does define keep every
+ * check: a JSON Pointer `path` (and `from`) without `__proto__`, `constructor` or `prototype`
+ * segments, a `value` that is JSON, a known `op`.
+ *
+ * @throws Problem naming the defined member that is wrong (prepareEvents makes it an InvalidEventError).
+ * @example
+ * checkOperation({ op: 'add', path: '/baz', value: 'qux', xyz: 123 }, 'patch[0]') // { op: 'add', path: '/baz', value: 'qux' }
+ */
 function checkOperation(value: unknown, path: string): Operation {
   if (!isPlainObject(value)) throw new Problem(path, `expected an operation object, got ${describe(value)}`);
-  checkKeys(value, OPERATION_KEYS, path);
   const target = parsePointer(value.path);
   if (typeof target === 'string') throw new Problem(`${path}.path`, target);
   const pointer = value.path as string;
@@ -161,18 +265,15 @@ function checkOperation(value: unknown, path: string): Operation {
     case 'replace':
     case 'test': {
       if (!('value' in value)) throw new Problem(`${path}.value`, `expected a value for "${value.op}", got none`);
-      if ('from' in value) throw new Problem(`${path}.from`, `expected no "from" for "${value.op}"`);
-      return { op: value.op, path: pointer, value: copyJson(value.value, `${path}.value`, 0, new Set()) };
+      return { op: value.op, path: pointer, value: copyJson(value.value, `${path}.value`, 0, new Set(), PATCH_VALUE) };
     }
     case 'remove':
       if (target.length === 0) throw new Problem(`${path}.path`, 'expected a location inside the document, got the root ""');
-      if ('value' in value || 'from' in value) throw new Problem(path, 'expected no "value" or "from" for "remove"');
       return { op: 'remove', path: pointer };
     case 'move':
     case 'copy': {
       const from = parsePointer(value.from);
       if (typeof from === 'string') throw new Problem(`${path}.from`, from);
-      if ('value' in value) throw new Problem(`${path}.value`, `expected no "value" for "${value.op}"`);
       const fromPointer = value.from as string;
       if (value.op === 'move' && (pointer + '/').startsWith(fromPointer + '/') && pointer !== fromPointer) {
         throw new Problem(`${path}.from`, `expected "from" not to contain "path" (RFC 6902 4.4), got ${JSON.stringify(fromPointer)}`);
@@ -194,7 +295,7 @@ function checkAction(value: unknown, path: string): Pick<PreparedAction, 'reason
   if (!Array.isArray(patch) || patch.length === 0) {
     throw new Problem(`${path}.patch`, `expected a non-empty array of operations, got ${Array.isArray(patch) ? 'an empty array' : describe(patch)}`);
   }
-  return { reason, actor, aggregate, patch: patch.map((op, i) => checkOperation(op, `${path}.patch[${i}]`)) };
+  return { reason, actor, aggregate, patch: patch.map((op, i) => guarded(checkOperation, op, `${path}.patch[${i}]`)) };
 }
 
 function identityKey(identity: Identity): string {
@@ -247,12 +348,12 @@ function checkEvent(value: unknown, defaultTimestamp: number, reservedKinds: boo
     if (effect.trigger === undefined) throw new Problem('effect.trigger', 'expected the trigger identity the effect is about, got none');
     return { type: 'effect', timestamp, source, reason, trigger: checkIdentity(effect.trigger, 'effect.trigger') };
   }
-  const action = checkAction(value.action, 'action');
+  const action = guarded(checkAction, value.action, 'action');
   if (!reservedKinds && action.aggregate[0].startsWith('$')) {
     throw new Problem('action.aggregate[0]', `expected a kind that does not start with "$" (those belong to coherence itself), got ${describe(action.aggregate[0])}`);
   }
-  const triggers = value.triggers === undefined ? [] : checkIdentities(value.triggers, 'triggers');
-  const encrypt = value.encrypt === undefined ? undefined : checkEncrypt(value.encrypt, 'encrypt');
+  const triggers = value.triggers === undefined ? [] : guarded(checkIdentities, value.triggers, 'triggers');
+  const encrypt = value.encrypt === undefined ? undefined : guarded(checkEncrypt, value.encrypt, 'encrypt');
   if (encrypt !== undefined) {
     const keyId = identityKey(encrypt.key);
     if (!triggers.some((t) => identityKey(t) === keyId)) triggers.push(encrypt.key);
@@ -267,26 +368,93 @@ function checkEvent(value: unknown, defaultTimestamp: number, reservedKinds: boo
  * @throws InvalidEventError naming the first bad event and the path inside it.
  */
 export function prepareEvents(events: unknown, defaultTimestamp: number, reservedKinds = false): PreparedEvent[] {
-  if (!Array.isArray(events) || events.length === 0) {
-    throw new InvalidArgumentError(`events: expected a non-empty array of events, got ${Array.isArray(events) ? 'an empty array' : describe(events)}`);
+  let count: number;
+  try {
+    if (!Array.isArray(events) || events.length === 0) {
+      throw new Problem('', `expected a non-empty array of events, got ${Array.isArray(events) ? 'an empty array' : describe(events)}`);
+    }
+    count = events.length;
+  } catch (e) {
+    return argumentError('events', e);
   }
-  const prepared: PreparedEvent[] = new Array(events.length);
-  for (let i = 0; i < events.length; i++) {
+  const prepared: PreparedEvent[] = new Array(count);
+  for (let i = 0; i < count; i++) {
     try {
-      prepared[i] = checkEvent(events[i], defaultTimestamp, reservedKinds);
+      prepared[i] = checkEvent(read(events as unknown[], i, ''), defaultTimestamp, reservedKinds);
     } catch (e) {
-      if (e instanceof Problem) throw new InvalidEventError(i, e.path, e.expectation);
-      throw e;
+      const problem = unreadable('', e);
+      throw new InvalidEventError(i, problem.path, problem.expectation, problem.cause === undefined ? undefined : { cause: problem.cause });
     }
   }
   return prepared;
 }
 
+/**
+ * A problem with the argument `name` as the InvalidArgumentError the caller gets; an error
+ * coherence threw passes through, and anything else the argument threw when read becomes the
+ * cause of one.
+ */
 function argumentError(name: string, e: unknown): never {
-  if (!(e instanceof Problem)) throw e;
-  const inner = e.path.replace(/^\./, '');
+  if (e instanceof CoherenceError) throw e;
+  const problem = unreadable('', e);
+  const inner = problem.path.replace(/^\./, '');
   const where = inner === '' ? name : inner.startsWith('[') ? `${name}${inner}` : `${name}.${inner}`;
-  throw new InvalidArgumentError(`${where}: ${e.expectation}`);
+  throw new InvalidArgumentError(`${where}: ${problem.expectation}`, problem.cause === undefined ? undefined : { cause: problem.cause });
+}
+
+/**
+ * Runs the checks of a public function's arguments: whatever they throw that is not a
+ * CoherenceError (a getter, a revoked Proxy) becomes an InvalidArgumentError naming `name`, with
+ * the original as its `cause`.
+ * @throws InvalidArgumentError as said; a CoherenceError from `check` passes through.
+ * @example
+ * const settings = atBoundary('options', () => prepareOpenOptions(options));
+ */
+export function atBoundary<T>(name: string, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    return argumentError(name, e);
+  }
+}
+
+/** Arguments nested deeper than this are not copied by {@link readArgument} (options are shallow). */
+const MAX_ARGUMENT_DEPTH = 8;
+
+/**
+ * An inert copy of an argument, read once: plain objects and arrays are copied (their getters
+ * run here, once), Dates copied through Date.prototype.getTime; anything else is kept as it is.
+ * Validation code can then read the copy freely: nothing in it throws when read.
+ * @throws InvalidArgumentError naming `name` and the place inside it that threw when read, with
+ *   what it threw as the `cause`.
+ * @example
+ * options = readArgument(options, 'options');
+ */
+export function readArgument<T>(value: T, name: string): T {
+  try {
+    return snapshot(value, '', 0) as T;
+  } catch (e) {
+    return argumentError(name, e);
+  }
+}
+
+function snapshot(value: unknown, path: string, depth: number): unknown {
+  if (typeof value !== 'object' || value === null || depth > MAX_ARGUMENT_DEPTH) return value;
+  try {
+    if (Array.isArray(value)) {
+      const copy: unknown[] = new Array(value.length);
+      for (let i = 0; i < copy.length; i++) copy[i] = snapshot(read(value, i, `${path}[${i}]`), `${path}[${i}]`, depth + 1);
+      return copy;
+    }
+    if (value instanceof Date) return new Date(Date.prototype.getTime.call(value));
+    if (!isPlainObject(value)) return value;
+    // No prototype, so that a "__proto__" key stays a key for the validators to refuse.
+    const copy: Record<string, unknown> = Object.create(null);
+    for (const key of Object.keys(value)) copy[key] = snapshot(read(value, key, join(path, key)), join(path, key), depth + 1);
+    return copy;
+  } catch (error) {
+    throw unreadable(path, error);
+  }
 }
 
 /** Validated append options. */
@@ -311,8 +479,9 @@ function checkSeq(value: unknown, path: string, min: number): number {
  * Validates the options of `append`.
  * @throws InvalidArgumentError naming the option.
  */
-export function prepareAppendOptions(options: unknown): PreparedAppendOptions {
+export function prepareAppendOptions(argument: unknown): PreparedAppendOptions {
   try {
+    const options = snapshot(argument, '', 0);
     if (!isPlainObject(options)) throw new Problem('', `expected { base, resolved?, dryRun?, merge?, idempotencyKey? }, got ${describe(options)}`);
     checkKeys(options, new Set(['base', 'resolved', 'dryRun', 'merge', 'idempotencyKey']), '');
     const base = checkSeq(options.base, 'base', 0);
@@ -381,8 +550,9 @@ export interface PreparedReadOptions {
  * Validates the options of `read`.
  * @throws InvalidArgumentError naming the option.
  */
-export function prepareReadOptions(options: unknown): PreparedReadOptions {
+export function prepareReadOptions(argument: unknown): PreparedReadOptions {
   try {
+    const options = snapshot(argument, '', 0);
     if (options === undefined) return { from: 1, aggregates: undefined, kinds: undefined, replay: true, raw: false };
     if (!isPlainObject(options)) throw new Problem('', `expected { from?, aggregates?, kinds?, replay?, raw? }, got ${describe(options)}`);
     checkKeys(options, new Set(['from', 'aggregates', 'kinds', 'replay', 'raw']), '');
@@ -409,10 +579,14 @@ export function prepareReadOptions(options: unknown): PreparedReadOptions {
  * @throws InvalidArgumentError naming the option.
  */
 export function prepareCallback<F extends (...args: never[]) => unknown>(options: unknown, name: string): F | undefined {
-  if (!isPlainObject(options)) throw new InvalidArgumentError(`options: expected { ${name}? }, got ${describe(options)}`);
-  const value = options[name];
-  if (value !== undefined && typeof value !== 'function') throw new InvalidArgumentError(`options.${name}: expected a function, got ${describe(value)}`);
-  return value as F | undefined;
+  try {
+    if (!isPlainObject(options)) throw new Problem('', `expected { ${name}? }, got ${describe(options)}`);
+    const value = read(options, name, name);
+    if (value !== undefined && typeof value !== 'function') throw new Problem(name, `expected a function, got ${describe(value)}`);
+    return value as F | undefined;
+  } catch (e) {
+    return argumentError('options', e);
+  }
 }
 
 export { identityKey, isPlainObject };

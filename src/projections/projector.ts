@@ -20,7 +20,7 @@ import { applyPatchAtomic } from '../model/fold.ts';
 import { describe } from '../model/json-pointer.ts';
 import { packr } from '../model/msgpack.ts';
 import type { ActionEvent, Identity, LogEvent } from '../model/types.ts';
-import { identityKey, isPlainObject, prepareCallback, prepareIdentity, prepareReadOptions, prepareSeq } from '../model/validate.ts';
+import { assertStorableState, identityKey, isPlainObject, prepareCallback, prepareIdentity, prepareReadOptions, prepareSeq, readArgument } from '../model/validate.ts';
 import type { StateChange } from '../storage/engine.ts';
 import type { CatchUpResult, Projection, ProjectionOptions } from './projection.ts';
 
@@ -71,10 +71,13 @@ export class StoredProjection<State> {
   readonly #matches: ((aggregate: Identity) => boolean) | undefined;
   readonly #init: (aggregate: Identity) => State;
   readonly #apply: (state: State, event: ActionEvent) => State;
+  /** Whether `init` or `apply` is the caller's: their states are checked before they are stored. */
+  readonly #userFold: boolean;
   /** Serializes catch-ups and rebuilds of this object. */
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(name: string, options: ProjectionOptions<State>, core: LogCore) {
+    options = readArgument(options, 'options');
     if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError(`name: expected a non-empty string, got ${describe(name)}`);
     if (!isPlainObject(options as unknown)) throw new InvalidArgumentError(`options: expected { kinds?, aggregates?, from?, init?, apply? }, got ${describe(options)}`);
     for (const key of Object.keys(options)) {
@@ -93,6 +96,7 @@ export class StoredProjection<State> {
       kinds: this.#filter.kinds === undefined ? null : [...this.#filter.kinds].sort(),
       aggregates: this.#filter.aggregates === undefined ? null : [...this.#filter.aggregates].sort((a, b) => (identityKey(a) < identityKey(b) ? -1 : 1)),
     };
+    this.#userFold = options.init !== undefined || options.apply !== undefined;
     this.#init = options.init ?? ((() => ({})) as () => State);
     this.#apply = options.apply ?? ((state, event) => applyPatchAtomic(state, event.action.patch) as State);
   }
@@ -258,6 +262,9 @@ export class StoredProjection<State> {
     } catch (cause) {
       throw new ProjectionError(this.name, event.seq, cause);
     }
+    // Only user code can return what the store cannot hold: the default fold applies validated
+    // JSON patches to `{}`, and checking it would cost a walk of the whole state per event.
+    if (this.#userFold) assertStorableState(entry.state, this.name, event.seq);
     const key = keyOf(event);
     if (key !== undefined) entry.keys.set(identityKey(key), key);
   }
@@ -288,6 +295,7 @@ export class StoredProjection<State> {
   }
 
   async *entries(options: { kind?: string } = {}): AsyncIterable<[Identity, State]> {
+    options = readArgument(options, 'options');
     if (!isPlainObject(options) || (options.kind !== undefined && (typeof options.kind !== 'string' || options.kind.length === 0))) {
       throw new InvalidArgumentError(`options.kind: expected a non-empty string, got ${describe(isPlainObject(options) ? options.kind : options)}`);
     }
@@ -320,6 +328,7 @@ export class StoredProjection<State> {
   }
 
   follow(options: FollowOptions = {}): () => Promise<void> {
+    options = readArgument(options, 'options');
     if (!isPlainObject(options as unknown)) throw new InvalidArgumentError(`options: expected { onError?, onCatchUp? }, got ${describe(options)}`);
     for (const name of ['onError', 'onCatchUp'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function') throw new InvalidArgumentError(`options.${name}: expected a function, got ${describe(options[name])}`);

@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /** The package's `bin`. */
-export const binPath = fileURLToPath(new URL('../../bin/coherence.js', import.meta.url));
+export const binPath = fileURLToPath(new URL('../../bin/coherence.cjs', import.meta.url));
 
 export interface CliOptions {
   /** Sets COHERENCE_STORE (the environment is otherwise cleared of coherence's variables). */
@@ -50,7 +50,7 @@ function run(command: string, args: string[], options: CliOptions): Promise<CliR
 
 /**
  * Runs `coherence ...args` to completion, with stdout and stderr piped. Asynchronous, so that
- * independent runs can overlap (each one pays tsx's start-up).
+ * independent runs can overlap (each one pays Node's start-up).
  */
 export function cli(args: string[], options: CliOptions = {}): Promise<CliRun> {
   return run(process.execPath, [binPath, ...args], options);
@@ -194,4 +194,47 @@ function shellQuote(word: string): string {
 export function cliInTerminal(args: string[], options: CliOptions = {}): Promise<CliRun> {
   const command = [process.execPath, binPath, ...args].map(shellQuote).join(' ');
   return run('script', ['-qec', command, '/dev/null'], options);
+}
+
+/** What {@link cliCountingLines} saw of a run whose stdout is too large to keep. */
+export interface CountedRun {
+  status: number | null;
+  stderr: string;
+  /** Lines of stdout. */
+  lines: number;
+  /** The first `keep` lines, parsed. */
+  first: unknown[];
+  /** The last line, parsed. */
+  last: unknown;
+}
+
+/**
+ * Runs `coherence ...args` and reads its stdout as it streams, counting lines and keeping only
+ * the first `keep` and the last: for output larger than a string can hold.
+ */
+export function cliCountingLines(args: string[], options: CliOptions = {}, keep = 3): Promise<CountedRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [binPath, ...args], { env: environment(options), stdio: ['ignore', 'pipe', 'pipe'] });
+    let lines = 0;
+    let pending = '';
+    let last = '';
+    const first: unknown[] = [];
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      pending += chunk;
+      let newline: number;
+      let start = 0;
+      while ((newline = pending.indexOf('\n', start)) >= 0) {
+        const line = pending.slice(start, newline);
+        if (first.length < keep) first.push(JSON.parse(line) as unknown);
+        last = line;
+        lines++;
+        start = newline + 1;
+      }
+      pending = pending.slice(start);
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stderr, lines, first, last: last === '' ? undefined : JSON.parse(last) as unknown }));
+  });
 }
