@@ -142,6 +142,25 @@ describe('coherence append, read, head and state', SLOW, () => {
     expect(JSON.parse(state.stdout)).toEqual({ state: { title: 'Neuromancer (2nd ed.)', price: 12 }, head: 3 });
   });
 
+  it('appends a batch once under --idempotency-key: a repeat writes nothing, says so and exits 0, even with a stale --base', async () => {
+    const store = tempDir();
+    const input = toNdjson([action(neuromancer, [{ op: 'add', path: '/title', value: 'Neuromancer' }], { actor: alice })]);
+    const first = await cli(['append', '--idempotency-key', 'import-2024-05-01'], { store, input });
+    expectStatus(first, 0);
+    expect(first.stderr).toBe('appended 1 event(s), up to seq 1\n');
+    const other = await cli(['append'], { store, input: toNdjson([action(neuromancer, [{ op: 'add', path: '/price', value: 9 }], { actor: bob })]) });
+    expectStatus(other, 0);
+    const repeat = await cli(['append', '--base', '0', '--idempotency-key', 'import-2024-05-01'], { store, input });
+    expectStatus(repeat, 0);
+    expect(repeat.stderr).toBe('already appended under this idempotency key: 1 event(s), up to seq 1; nothing written\n');
+    const head = await cli(['head'], { store });
+    expect(head.stdout).toBe('2\n');
+    const empty = await cli(['append', '--idempotency-key', ''], { store, input });
+    expectStatus(empty, 2);
+    expect(empty.stderr).toMatch(/idempotencyKey: expected a non-empty string/);
+    expect((await cli(['head'], { store })).stdout).toBe('2\n');
+  });
+
   it('reproduces every event and every state on a new store when `read` output is fed to `append`', async () => {
     const source = tempDir();
     const copy = tempDir();

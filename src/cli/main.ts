@@ -81,11 +81,12 @@ function program(exit: { code: number }): Command {
     .option('--resolved <seqs>', 'comma-separated seqs you have seen and resolved')
     .option('--merge <mode>', 'none or disjoint-paths', 'none')
     .option('--dry-run', 'check and report, write nothing')
+    .option('--idempotency-key <key>', 'the batch takes effect at most once under this key; a repeat writes nothing and reports the events the first one wrote')
     .addHelpText('after', `
 When the append is refused it exits 3 and prints NDJSON on stdout: a first line
 {"status":"invalid-base","head":N}, or {"status":"conflict","conflicts":N,"accepted":M}
 followed by one {"line":L,"ours":{...},"theirs":{...}} per conflict (L: the input line of ours).`)
-    .action(withLog(async (log, file: string, opts: { base?: string; resolved?: string; merge: string; dryRun?: boolean }) => {
+    .action(withLog(async (log, file: string, opts: { base?: string; resolved?: string; merge: string; dryRun?: boolean; idempotencyKey?: string }) => {
       const base = opts.base === undefined ? await log.head() : parseSeq(opts.base, '--base');
       const resolved = opts.resolved === undefined ? [] : opts.resolved.split(',').map((s) => parseSeq(s.trim(), '--resolved', 1));
       const input = file === '-' ? 'stdin' : shownPath(file);
@@ -96,7 +97,10 @@ followed by one {"line":L,"ours":{...},"theirs":{...}} per conflict (L: the inpu
       if (events.length === 0) throw new UsageError(`${input}: expected at least one event, got none`);
       let result;
       try {
-        result = await log.append(events, { base, resolved, merge: opts.merge as 'none', dryRun: opts.dryRun === true });
+        result = await log.append(events, {
+          base, resolved, merge: opts.merge as 'none', dryRun: opts.dryRun === true,
+          ...(opts.idempotencyKey === undefined ? {} : { idempotencyKey: opts.idempotencyKey }),
+        });
       } catch (error) {
         if (!(error instanceof InvalidEventError)) throw error;
         // Name the line of the file, not the position in the batch.
@@ -107,6 +111,10 @@ followed by one {"line":L,"ours":{...},"theirs":{...}} per conflict (L: the inpu
         return EXIT_REFUSED;
       }
       const last = result.events.at(-1)?.seq;
+      if (result.status === 'duplicate') {
+        process.stderr.write(`already appended under this idempotency key: ${result.events.length} event(s), up to seq ${last}; nothing written\n`);
+        return;
+      }
       process.stderr.write(`${opts.dryRun === true ? 'would append' : 'appended'} ${result.events.length} event(s), up to seq ${last}\n`);
     }, true));
 

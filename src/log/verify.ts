@@ -5,15 +5,18 @@
 import type { VerifyResult } from '../model/types.ts';
 import type { IndexFacts } from '../storage/engine.ts';
 import type { LogCore } from './log-core.ts';
-import { decodeBody, expectedHash, GENESIS_HASH, recordHash, type Body } from './record.ts';
+import { decodeBody, expectedHash, extrasOf, GENESIS_HASH, recordHash, type Body } from './record.ts';
 
 /** The first problem found: ends the walk. */
 class Bad {
   constructor(readonly seq: number, readonly reason: string) {}
 }
 
-function factsOfBody(body: Body): IndexFacts {
-  return body[0] === 0 ? { type: 'action', aggregate: body[5], triggers: body[7] } : { type: 'effect', trigger: body[4] };
+function factsOfBody(seq: number, body: Body): IndexFacts {
+  const facts: IndexFacts = body[0] === 0 ? { type: 'action', aggregate: body[5], triggers: body[7] } : { type: 'effect', trigger: body[4] };
+  const keyed = extrasOf(body).i;
+  if (keyed !== undefined) facts.idempotency = { key: keyed[0], last: seq + keyed[1] - 1 };
+  return facts;
 }
 
 /**
@@ -33,14 +36,14 @@ export async function verifyLog(core: LogCore, onProgress?: (seq: number, head: 
     }
     previousHash = recordHash(record);
     try {
-      return factsOfBody(decodeBody(record, seq));
+      return factsOfBody(seq, decodeBody(record, seq));
     } catch (e) {
       throw new Bad(seq, (e as Error).message);
     }
   };
   const factsOf = (seq: number, record: Uint8Array): IndexFacts | undefined => {
     try {
-      return factsOfBody(decodeBody(record, seq));
+      return factsOfBody(seq, decodeBody(record, seq));
     } catch {
       return undefined;
     }

@@ -121,9 +121,13 @@ export interface StateChange {
  * What one event implies for the indexes, for `verify`: an action is indexed under its aggregate
  * and each trigger; an effect affects the aggregates linked to its trigger before it.
  */
-export type IndexFacts =
+export type IndexFacts = (
   | { type: 'action'; aggregate: Identity; triggers: readonly Identity[] }
-  | { type: 'effect'; trigger: Identity };
+  | { type: 'effect'; trigger: Identity }
+) & {
+  /** The first event of a batch appended with an idempotency key: the key, and the batch's last seq. */
+  idempotency?: { key: string; last: number };
+};
 
 /** What the log hands `Storage.verify`. */
 export interface VerifyCheck {

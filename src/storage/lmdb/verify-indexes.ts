@@ -27,7 +27,7 @@ function sameList(a: readonly Identity[], b: readonly Identity[]): boolean {
  * for entries no event accounts for (only when the counts say there are some).
  */
 export async function verifyIndexes(store: Store, head: number, check: VerifyCheck, linked: Linked): Promise<Problem | undefined> {
-  const counts = { byAggregate: 0, byTrigger: 0, effects: 0, effectsByAggregate: 0 };
+  const counts = { byAggregate: 0, byTrigger: 0, effects: 0, effectsByAggregate: 0, idempotency: 0 };
   for (const { key: seq, value: record } of store.events.getRange({ start: 0, end: head + 1, snapshot: true })) {
     const facts = check.inspect(seq, record);
     if (facts.type === 'action') {
@@ -50,6 +50,12 @@ export async function verifyIndexes(store: Store, head: number, check: VerifyChe
         counts.effectsByAggregate++;
       }
     }
+    if (facts.idempotency !== undefined) {
+      const stored = store.idempotency.get(facts.idempotency.key);
+      const batch = stored === undefined ? undefined : (packr.unpack(stored) as [number, number]);
+      if (batch === undefined || batch[0] !== seq || batch[1] !== facts.idempotency.last) return { seq, reason: 'the idempotency key of its batch is missing or wrong in the idempotency table' };
+      counts.idempotency++;
+    }
     if (seq % CHUNK === 0) {
       check.onProgress?.(seq);
       await new Promise((resolve) => setImmediate(resolve));
@@ -64,8 +70,25 @@ export async function verifyIndexes(store: Store, head: number, check: VerifyChe
     stray(store.byTrigger, counts.byTrigger, 'trigger index', (facts, key) => facts.type === 'action' && facts.triggers.some((t) => sameIdentity(identityOf(key), t))) ??
     stray(store.effectsByAggregate, counts.effectsByAggregate, 'effect index', (facts, key) =>
       facts.type === 'effect' && linked(store, facts.trigger, seqOf(key)).some((a) => sameIdentity(identityOf(key), a))) ??
-    stray(store.effects, counts.effects, 'effects table', (facts) => facts.type === 'effect')
+    stray(store.effects, counts.effects, 'effects table', (facts) => facts.type === 'effect') ??
+    strayIdempotency(store, counts.idempotency, head, check)
   );
+}
+
+/** An idempotency entry no event names (looked for only when the counts say there is one). */
+function strayIdempotency(store: Store, expected: number, head: number, check: VerifyCheck): Problem | undefined {
+  if (store.idempotency.getCount() === expected) return undefined;
+  let lowest: Problem | undefined;
+  for (const { key, value } of store.idempotency.getRange()) {
+    const [first, last] = packr.unpack(value) as [number, number];
+    // Batches appended while verify ran are the next run's.
+    if (first > head && store.events.doesExist(first)) continue;
+    const record = first >= 1 && first <= head ? store.events.getBinary(first) : undefined;
+    const named = record === undefined ? undefined : check.factsOf(first, record)?.idempotency;
+    if (named?.key === key && named.last === last) continue;
+    if (lowest === undefined || first < lowest.seq) lowest = { seq: first, reason: 'the idempotency table has an entry no event accounts for' };
+  }
+  return lowest;
 }
 
 function identityOf(key: Key): Identity {

@@ -392,6 +392,10 @@ class MemoryStorage implements Storage {
           if (!(store.effectsByAggregate.get(identityKey(aggregate)) ?? []).includes(seq)) return { seq, reason: 'missing from the effect index' };
         }
       }
+      if (facts.idempotency !== undefined) {
+        const batch = store.idempotency.get(facts.idempotency.key);
+        if (batch === undefined || batch.first !== seq || batch.last !== facts.idempotency.last) return { seq, reason: 'the idempotency key of its batch is missing or wrong in the idempotency table' };
+      }
       if (seq % 10_000 === 0) check.onProgress?.(seq);
     }
     return undefined;
