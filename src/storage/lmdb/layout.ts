@@ -24,8 +24,13 @@ import { UnsupportedFormatError } from '../../errors.ts';
 import { packr } from '../../model/msgpack.ts';
 import type { Identity } from '../../model/types.ts';
 
-/** Version of the on-disk layout; a store with a higher one is refused. */
-export const FORMAT_VERSION = 1;
+/**
+ * Version of the on-disk format; a store with a higher one is refused. 2 (coherence 0.2): records
+ * may carry extras (schema versions, idempotency keys), projection states may be sealed, and the
+ * `idempotency` and `snapshots` databases exist. A format-1 store (0.1.0) is upgraded when opened:
+ * its records and states read as they are, and 0.1.0 then refuses the store rather than misread it.
+ */
+export const FORMAT_VERSION = 2;
 
 /** The largest seq we can key (safe integers); used as the open end of index ranges. */
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
@@ -93,18 +98,18 @@ export function openStore(path: string): Store {
 
 function checkFormat(store: Store, path: string): void {
   const stored = store.meta.get('format');
-  if (stored === undefined) {
-    store.meta.transactionSync(() => {
-      if (store.meta.get('format') === undefined) store.meta.putSync('format', packr.pack(FORMAT_VERSION));
-    });
-    return;
-  }
-  const version: unknown = packr.unpack(stored);
-  if (typeof version !== 'number' || version > FORMAT_VERSION) {
+  const version: unknown = stored === undefined ? undefined : packr.unpack(stored);
+  if (version !== undefined && (typeof version !== 'number' || version > FORMAT_VERSION)) {
     throw new UnsupportedFormatError(
       `${path}: expected a store of format ${FORMAT_VERSION} or older, got format ${String(version)}; upgrade coherence to open it`,
     );
   }
+  if (version === FORMAT_VERSION) return;
+  // A new store, or an older one being upgraded (under the write lock, once).
+  store.meta.transactionSync(() => {
+    const now = store.meta.get('format');
+    if (now === undefined || (packr.unpack(now) as number) < FORMAT_VERSION) store.meta.putSync('format', packr.pack(FORMAT_VERSION));
+  });
 }
 
 /** The index key of `seq` under an identity. */
