@@ -21,6 +21,7 @@ import { encryptedRead } from './encrypted-read.ts';
 import { projectionBenches } from './projection-catchup.ts';
 import { open } from './open.ts';
 import { read } from './read.ts';
+import { snapshots } from './snapshots.ts';
 import { buildStore, emit, makeTempDir, note, removeAllDirs, removeDir, type Bench, type BenchContext, type BuiltStore } from './support.ts';
 
 const BENCHES: readonly Bench[] = [
@@ -35,6 +36,7 @@ const BENCHES: readonly Bench[] = [
   encryptedAppend,
   encryptedRead,
   ...projectionBenches,
+  snapshots,
   cliStartup,
 ];
 
