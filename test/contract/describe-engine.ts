@@ -1,0 +1,37 @@
+/**
+ * The contract suite (Emmett's `features.ts` pattern): every rule of the log, written once
+ * against the public API, run by a thin test file per engine (`lmdb.test.ts`, `memory.test.ts`,
+ * ...). An area module holds the tests of one area as a function of the engine under test; the
+ * tests that are about LMDB's files or processes stay in test/*.test.ts.
+ */
+import { describe } from 'vitest';
+import type { EngineKind } from '../../src/index.ts';
+import type { LogOptions, TempLog } from '../support/temp-log.ts';
+import { appendConflicts } from './append-conflicts.ts';
+import { disjointMerge } from './disjoint-merge.ts';
+import { readReplay } from './read-replay.ts';
+
+export type { LogOptions, TempLog } from '../support/temp-log.ts';
+
+/** An engine as the contract suite sees it: a way to open logs on fresh stores of it. */
+export interface TestEngine {
+  /** How test names show it. */
+  name: string;
+  /** What `stats().engine` reports for it. */
+  kind: EngineKind;
+  /**
+   * A log on a fresh store, closed (with every log `reopen` opened) and its store removed after
+   * the test. `reopen` opens another log on the same store: for LMDB the same directory, for
+   * memory the same engine object, for PostgreSQL the same schema.
+   */
+  tempLog(options?: LogOptions): Promise<TempLog>;
+}
+
+/** Registers the whole contract suite for `engine`. */
+export function describeEngine(engine: TestEngine): void {
+  describe(engine.name, () => {
+    appendConflicts(engine);
+    disjointMerge(engine);
+    readReplay(engine);
+  });
+}
