@@ -10,6 +10,7 @@ import type { LogOptions, TempLog } from '../support/temp-log.ts';
 import { appendConflicts } from './append-conflicts.ts';
 import { disjointMerge } from './disjoint-merge.ts';
 import { readReplay } from './read-replay.ts';
+import { validation } from './validation.ts';
 
 export type { LogOptions, TempLog } from '../support/temp-log.ts';
 
@@ -33,5 +34,6 @@ export function describeEngine(engine: TestEngine): void {
     appendConflicts(engine);
     disjointMerge(engine);
     readReplay(engine);
+    validation(engine);
   });
 }
