@@ -9,6 +9,7 @@ import type { EngineKind } from '../../src/index.ts';
 import type { LogOptions, TempLog } from '../support/temp-log.ts';
 import { appendConflicts } from './append-conflicts.ts';
 import { disjointMerge } from './disjoint-merge.ts';
+import { logProperties } from './log-properties.ts';
 import { readReplay } from './read-replay.ts';
 import { validation } from './validation.ts';
 
@@ -34,6 +35,7 @@ export function describeEngine(engine: TestEngine): void {
     appendConflicts(engine);
     disjointMerge(engine);
     readReplay(engine);
+    logProperties(engine);
     validation(engine);
   });
 }
