@@ -9,6 +9,7 @@ import type { EngineKind } from '../../src/index.ts';
 import type { LogOptions, TempLog } from '../support/temp-log.ts';
 import { appendConflicts } from './append-conflicts.ts';
 import { disjointMerge } from './disjoint-merge.ts';
+import { keyRing } from './key-ring.ts';
 import { logProperties } from './log-properties.ts';
 import { readReplay } from './read-replay.ts';
 import { validation } from './validation.ts';
@@ -36,6 +37,7 @@ export function describeEngine(engine: TestEngine): void {
     disjointMerge(engine);
     readReplay(engine);
     logProperties(engine);
+    keyRing(engine);
     validation(engine);
   });
 }
