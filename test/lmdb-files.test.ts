@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, openLog, type OpenLogOptions } from '../src/index.ts';
-import { rejection } from './support/crypto-fixtures.ts';
+import { newMasterKey, notDurations, rejection } from './support/crypto-fixtures.ts';
 import { tempDir } from './support/temp-log.ts';
 
 /** Lets tests hand the log what its types would not allow. */
@@ -20,5 +20,15 @@ describe('options refused at openLog', () => {
     expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect((error as Error).message).toMatch(/options\.maxEventByte: expected one of .*got an unknown option/);
     expect(existsSync(path)).toBe(false);
+  });
+
+  it('refuses a keyTtl that is not a date-fns Duration at openLog, creating nothing', async () => {
+    for (const keyTtl of notDurations) {
+      const path = join(tempDir(), 'store');
+      const error = await rejection(openLog({ path, masterKey: newMasterKey(), keyTtl: loose<{ days: number }>(keyTtl) }));
+      expect(error, JSON.stringify(keyTtl)).toBeInstanceOf(InvalidArgumentError);
+      expect((error as Error).message).toMatch(/keyTtl/);
+      expect(existsSync(path)).toBe(false);
+    }
   });
 });

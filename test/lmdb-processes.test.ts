@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { KeyDestroyedError, openLog, type EffectEvent, type Identity, type NewAction } from '../src/index.ts';
-import { appendOk, identityArg, newMasterKey, patchOf, rejection, runChild } from './support/crypto-fixtures.ts';
+import { appendOk, identityArg, newMasterKey, patchOf, rejection, runChild, spawnChild } from './support/crypto-fixtures.ts';
 import { action, allEvents, tempDir } from './support/temp-log.ts';
 
 const alice: Identity = ['customer', 'alice'];
@@ -47,5 +47,18 @@ describe('shredding a key', () => {
     } finally {
       await log.close();
     }
+  });
+});
+
+describe('autoExpire', () => {
+  it('does not keep the process alive with its timers', async () => {
+    const path = tempDir();
+    const child = spawnChild('crypto-idle.ts', [path, newMasterKey()]);
+    await child.line('ready');
+    const readyAt = Date.now();
+    const exit = await Promise.race([child.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 5000))]);
+    if (exit === 'still running') child.process.kill('SIGKILL');
+    expect(exit).toBe(0);
+    expect(Date.now() - readyAt).toBeLessThan(5000);
   });
 });

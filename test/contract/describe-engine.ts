@@ -9,6 +9,7 @@ import type { EngineKind } from '../../src/index.ts';
 import type { LogOptions, TempLog } from '../support/temp-log.ts';
 import { appendConflicts } from './append-conflicts.ts';
 import { disjointMerge } from './disjoint-merge.ts';
+import { keyExpiry } from './key-expiry.ts';
 import { keyRing } from './key-ring.ts';
 import { logProperties } from './log-properties.ts';
 import { readReplay } from './read-replay.ts';
@@ -38,6 +39,7 @@ export function describeEngine(engine: TestEngine): void {
     readReplay(engine);
     logProperties(engine);
     keyRing(engine);
+    keyExpiry(engine);
     validation(engine);
   });
 }

@@ -29,6 +29,27 @@ export function manualClock(start = '2024-01-31T12:00:00.000Z'): { now: Date; re
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
 
+/** What a `ttl` or `keyTtl` must not be: not a date-fns Duration, or none a Date can reach. */
+export const notDurations: unknown[] = [
+  { fortnights: 1 },
+  { days: -1 },
+  { days: 1, hours: -1 },
+  -1,
+  30,
+  '30 days',
+  'P30D',
+  {},
+  { days: 0 },
+  { days: Number.NaN },
+  { days: Number.POSITIVE_INFINITY },
+  { days: '1' },
+  [30],
+  null,
+  new Date('2030-01-01'),
+  // Valid units, but no Date can be that far away.
+  { years: 1_000_000 },
+];
+
 /** The events of an `ok` result; fails the test otherwise. */
 export function ok(result: AppendResult): LogEvent[] {
   if (result.status !== 'ok') throw new Error(`expected ok, got ${JSON.stringify(result)}`);
