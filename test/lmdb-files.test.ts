@@ -5,9 +5,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { InvalidArgumentError, openLog, type OpenLogOptions } from '../src/index.ts';
-import { newMasterKey, notDurations, rejection } from './support/crypto-fixtures.ts';
-import { tempDir } from './support/temp-log.ts';
+import { InvalidArgumentError, openLog, type Identity, type OpenLogOptions } from '../src/index.ts';
+import { appendSecrets, badMasterKeys, filesContaining, newMasterKey, notDurations, PUBLIC_TEXT, rejection, SECRETS } from './support/crypto-fixtures.ts';
+import { allEvents, tempDir, tempLog } from './support/temp-log.ts';
+
+const alice: Identity = ['customer', 'alice'];
 
 /** Lets tests hand the log what its types would not allow. */
 const loose = <T>(value: unknown): T => value as T;
@@ -29,6 +31,39 @@ describe('options refused at openLog', () => {
       expect(error, JSON.stringify(keyTtl)).toBeInstanceOf(InvalidArgumentError);
       expect((error as Error).message).toMatch(/keyTtl/);
       expect(existsSync(path)).toBe(false);
+    }
+  });
+
+  it('refuses a master key of the wrong length or format with InvalidArgumentError, creating nothing and echoing no key', async () => {
+    const hex = newMasterKey();
+    for (const masterKey of badMasterKeys(hex)) {
+      const path = join(tempDir(), 'store');
+      const error = await rejection(openLog({ path, masterKey: loose<string>(masterKey) }));
+      expect(error, String(masterKey)).toBeInstanceOf(InvalidArgumentError);
+      expect((error as Error).message).toMatch(/masterKey/);
+      expect((error as Error).message).not.toContain(hex.slice(0, 16));
+      expect(existsSync(path)).toBe(false);
+    }
+  });
+});
+
+describe('encrypted values on disk', () => {
+  it('never writes the plaintext of an encrypted value to any file of the store, while the unencrypted text of the same events is there', async () => {
+    const { log, path } = await tempLog({ masterKey: newMasterKey() });
+    await appendSecrets(log);
+    // Reading decrypts in memory only: it must not leave plaintext behind either.
+    expect((await log.state(alice)).state).toMatchObject({ email: SECRETS.replaced, ids: { ssn: SECRETS.ssn } });
+    expect(await allEvents(log)).toHaveLength(3);
+
+    for (const check of [() => log.head(), () => log.close()]) {
+      await check();
+      for (const [name, secret] of Object.entries(SECRETS)) {
+        expect(filesContaining(path, secret), `plaintext ${name}`).toEqual([]);
+      }
+      // The scan is real: the unencrypted text of the same events is found.
+      for (const [name, text] of Object.entries(PUBLIC_TEXT)) {
+        expect(filesContaining(path, text), `public ${name}`).toEqual([join(path, 'data.mdb')]);
+      }
     }
   });
 });

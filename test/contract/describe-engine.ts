@@ -9,6 +9,7 @@ import type { EngineKind } from '../../src/index.ts';
 import type { LogOptions, TempLog } from '../support/temp-log.ts';
 import { appendConflicts } from './append-conflicts.ts';
 import { disjointMerge } from './disjoint-merge.ts';
+import { encryption } from './encryption.ts';
 import { keyExpiry } from './key-expiry.ts';
 import { keyRing } from './key-ring.ts';
 import { logProperties } from './log-properties.ts';
@@ -40,6 +41,7 @@ export function describeEngine(engine: TestEngine): void {
     logProperties(engine);
     keyRing(engine);
     keyExpiry(engine);
+    encryption(engine);
     validation(engine);
   });
 }

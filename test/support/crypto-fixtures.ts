@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { AppendResult, Identity, Log, LogEvent, NewEvent } from '../../src/index.ts';
-import { allEvents } from './temp-log.ts';
+import { action, allEvents } from './temp-log.ts';
 
 /** A master key as 64 hex characters, fresh for each call. */
 export function newMasterKey(): string {
@@ -50,6 +50,24 @@ export const notDurations: unknown[] = [
   { years: 1_000_000 },
 ];
 
+/** Master keys of the wrong length or format, some made from the good one `hex`. */
+export function badMasterKeys(hex: string): unknown[] {
+  return [
+    new Uint8Array(31),
+    new Uint8Array(33),
+    new Uint8Array(0),
+    hex.slice(0, 63),
+    `${hex}0`,
+    `${hex.slice(0, 62)}zz`,
+    ` ${hex.slice(1)}`,
+    '',
+    42,
+    null,
+    [...Buffer.from(hex, 'hex')],
+    new Uint16Array(16),
+  ];
+}
+
 /** The events of an `ok` result; fails the test otherwise. */
 export function ok(result: AppendResult): LogEvent[] {
   if (result.status !== 'ok') throw new Error(`expected ok, got ${JSON.stringify(result)}`);
@@ -74,6 +92,45 @@ export async function rejection(promise: Promise<unknown>): Promise<unknown> {
     return e;
   }
   throw new Error('expected the promise to reject, it resolved');
+}
+
+/** Values appended encrypted by {@link appendSecrets}, each unique enough for a byte scan to find. */
+export const SECRETS = {
+  email: 'alice.ultraviolet-7c1f@example.org',
+  ssn: 'SSN-078-05-1120-marigold',
+  nested: 'nested-secret-quixotic-heron',
+  inArray: 'array-secret-obsidian-lantern',
+  // Larger than a page, so LMDB keeps it on overflow pages.
+  long: `long-secret-${'periwinkle-'.repeat(1200)}end`,
+  replaced: 'replaced-secret-saffron-dirigible',
+};
+
+/** The unencrypted text of the same events. */
+export const PUBLIC_TEXT = {
+  name: 'Public-Name-Tangerine-Overture',
+  reason: 'reason-marker-lavender-sextant',
+  city: 'Public-City-Vermilion-Harbour',
+};
+
+/**
+ * Appends two batches to `log` (a master key needed): ['customer', 'alice'] with public text and
+ * secrets at /email, /ids and /history, ['customer', 'bob'] with a secret larger than a page,
+ * then alice's /email replaced by another secret.
+ */
+export async function appendSecrets(log: Log): Promise<void> {
+  const alice: Identity = ['customer', 'alice'];
+  const aliceKey: Identity = ['user', 'alice'];
+  await appendOk(log, [
+    action(alice, [
+      { op: 'add', path: '/name', value: PUBLIC_TEXT.name },
+      { op: 'add', path: '/email', value: SECRETS.email },
+      { op: 'add', path: '/ids', value: { ssn: SECRETS.ssn, deep: { nested: SECRETS.nested } } },
+      { op: 'add', path: '/history', value: [1, SECRETS.inArray, { x: SECRETS.inArray }] },
+      { op: 'add', path: '/city', value: PUBLIC_TEXT.city },
+    ], { reason: PUBLIC_TEXT.reason, encrypt: { key: aliceKey, paths: ['/email', '/ids', '/history'] } }),
+    action(['customer', 'bob'], [{ op: 'add', path: '/notes', value: SECRETS.long }], { encrypt: { key: ['user', 'bob'] } }),
+  ]);
+  await appendOk(log, [action(alice, [{ op: 'replace', path: '/email', value: SECRETS.replaced }], { encrypt: { key: aliceKey } })]);
 }
 
 /** Everything that tells whether a store changed: the head, every event and every key. */
