@@ -13,6 +13,7 @@ import { encryption } from './encryption.ts';
 import { keyExpiry } from './key-expiry.ts';
 import { keyRing } from './key-ring.ts';
 import { logProperties } from './log-properties.ts';
+import { projectionApi } from './projection-api.ts';
 import { readReplay } from './read-replay.ts';
 import { validation } from './validation.ts';
 
@@ -42,6 +43,7 @@ export function describeEngine(engine: TestEngine): void {
     keyRing(engine);
     keyExpiry(engine);
     encryption(engine);
+    projectionApi(engine);
     validation(engine);
   });
 }

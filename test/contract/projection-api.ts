@@ -9,9 +9,10 @@ import {
   type Log,
   type NewEvent,
   type ProjectionOptions,
-} from '../src/index.ts';
-import { appendOk, entriesOf, rejection, thrown } from './support/projection-fixtures.ts';
-import { action, effect, tempLog } from './support/temp-log.ts';
+} from '../../src/index.ts';
+import { appendOk, entriesOf, rejection, thrown } from '../support/projection-fixtures.ts';
+import { action, effect } from '../support/temp-log.ts';
+import type { TestEngine } from './describe-engine.ts';
 
 const clock = () => new Date('2024-05-01T12:00:00.000Z');
 const order = (n: number): Identity => ['order', n];
@@ -41,332 +42,324 @@ const counting: ProjectionOptions<Count> = {
   apply: (state, event) => ({ count: state.count + 1, last: event.seq }),
 };
 
-describe('catchUp', () => {
-  it('reports the first seq it looked at, its position afterwards, the actions applied and those replayed', async () => {
-    const { log } = await tempLog({ clock });
-    await appendOk(log, [
-      action(order(1), [{ op: 'add', path: '/a', value: 1 }], { triggers: [['voucher', 'v']] }),
-      action(order(2), [{ op: 'add', path: '/a', value: 2 }]),
-      action(order(1), [{ op: 'add', path: '/b', value: 3 }]),
-    ]);
-    const orders = log.projection('orders');
-    expect(await orders.position()).toBe(0);
-    expect(await orders.catchUp()).toEqual({ from: 1, to: 3, actions: 3, replayed: 0 });
-    expect(await orders.position()).toBe(3);
+export function projectionApi(engine: TestEngine): void {
+  describe('catchUp', () => {
+    it('reports the first seq it looked at, its position afterwards, the actions applied and those replayed', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOk(log, [
+        action(order(1), [{ op: 'add', path: '/a', value: 1 }], { triggers: [['voucher', 'v']] }),
+        action(order(2), [{ op: 'add', path: '/a', value: 2 }]),
+        action(order(1), [{ op: 'add', path: '/b', value: 3 }]),
+      ]);
+      const orders = log.projection('orders');
+      expect(await orders.position()).toBe(0);
+      expect(await orders.catchUp()).toEqual({ from: 1, to: 3, actions: 3, replayed: 0 });
+      expect(await orders.position()).toBe(3);
 
-    await appendOk(log, [effect(['voucher', 'v']), action(order(2), [{ op: 'add', path: '/b', value: 4 }])]);
-    expect(await orders.position()).toBe(3);
-    // The effect at 4 replays order 1's two actions; 5 is applied.
-    expect(await orders.catchUp()).toEqual({ from: 4, to: 5, actions: 1, replayed: 2 });
-    expect(await orders.position()).toBe(5);
-  });
+      await appendOk(log, [effect(['voucher', 'v']), action(order(2), [{ op: 'add', path: '/b', value: 4 }])]);
+      expect(await orders.position()).toBe(3);
+      // The effect at 4 replays order 1's two actions; 5 is applied.
+      expect(await orders.catchUp()).toEqual({ from: 4, to: 5, actions: 1, replayed: 2 });
+      expect(await orders.position()).toBe(5);
+    });
 
-  it('does nothing the second time when nothing was appended in between', async () => {
-    const { log } = await tempLog({ clock });
-    await appendOk(log, [action(order(1), [{ op: 'add', path: '/a', value: 1 }])]);
-    const orders = log.projection('orders');
-    await orders.catchUp();
-    const states = await entriesOf(orders);
-    expect(await orders.catchUp()).toEqual({ from: 2, to: 1, actions: 0, replayed: 0 });
-    expect(await orders.position()).toBe(1);
-    expect(await entriesOf(orders)).toEqual(states);
-  });
+    it('does nothing the second time when nothing was appended in between', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOk(log, [action(order(1), [{ op: 'add', path: '/a', value: 1 }])]);
+      const orders = log.projection('orders');
+      await orders.catchUp();
+      const states = await entriesOf(orders);
+      expect(await orders.catchUp()).toEqual({ from: 2, to: 1, actions: 0, replayed: 0 });
+      expect(await orders.position()).toBe(1);
+      expect(await entriesOf(orders)).toEqual(states);
+    });
 
-  it('reports nothing done on an empty log, and stays at position 0', async () => {
-    const { log } = await tempLog({ clock });
-    const orders = log.projection('orders');
-    expect(await orders.catchUp()).toEqual({ from: 1, to: 0, actions: 0, replayed: 0 });
-    expect(await orders.position()).toBe(0);
-    expect(await orders.get(order(1))).toBeUndefined();
-    expect(await entriesOf(orders)).toEqual([]);
-  });
+    it('reports nothing done on an empty log, and stays at position 0', async () => {
+      const { log } = await engine.tempLog({ clock });
+      const orders = log.projection('orders');
+      expect(await orders.catchUp()).toEqual({ from: 1, to: 0, actions: 0, replayed: 0 });
+      expect(await orders.position()).toBe(0);
+      expect(await orders.get(order(1))).toBeUndefined();
+      expect(await entriesOf(orders)).toEqual([]);
+    });
 
-  it('reports position `from - 1` for a projection that has not caught up yet', async () => {
-    const { log } = await tempLog({ clock });
-    expect(await log.projection('late', { from: 10 }).position()).toBe(9);
-  });
+    it('reports position `from - 1` for a projection that has not caught up yet', async () => {
+      const { log } = await engine.tempLog({ clock });
+      expect(await log.projection('late', { from: 10 }).position()).toBe(9);
+    });
 
-  it('keeps the position in the store, so the log opened again carries on from there', async () => {
-    const { log, path } = await tempLog({ clock });
-    await appendOk(log, [action(order(1), [{ op: 'add', path: '/a', value: 1 }])]);
-    await log.projection('orders').catchUp();
-    await appendOk(log, [action(order(1), [{ op: 'add', path: '/b', value: 2 }])]);
-    await log.close();
-    const { openLog } = await import('../src/index.ts');
-    const reopened = await openLog({ path, clock });
-    try {
+    it('keeps the position in the store, so the log opened again carries on from there', async () => {
+      const { log, reopen } = await engine.tempLog({ clock });
+      await appendOk(log, [action(order(1), [{ op: 'add', path: '/a', value: 1 }])]);
+      await log.projection('orders').catchUp();
+      await appendOk(log, [action(order(1), [{ op: 'add', path: '/b', value: 2 }])]);
+      await log.close();
+      const reopened = await reopen({ clock });
       const orders = reopened.projection('orders');
       expect(await orders.position()).toBe(1);
       expect(await orders.catchUp()).toEqual({ from: 2, to: 2, actions: 1, replayed: 0 });
       expect(await orders.get(order(1))).toEqual({ a: 1, b: 2 });
-    } finally {
-      await reopened.close();
-    }
-  });
+    });
 
-  it('ends with LogClosedError, or finishes, when the log is closed during it, and leaves a consistent projection', async () => {
-    const { log, path } = await tempLog({ clock });
-    await appendOrders(log, 20_000, 10);
-    const catchingUp = log.projection('counts', counting).catchUp();
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    await log.close();
-    const outcome = await catchingUp.then((result) => result, (error: unknown) => error);
-    if (outcome instanceof Error) expect(outcome).toBeInstanceOf(LogClosedError);
-    else expect(outcome).toEqual({ from: 1, to: 20_000, actions: 20_000, replayed: 0 });
+    it('ends with LogClosedError, or finishes, when the log is closed during it, and leaves a consistent projection', async () => {
+      const { log, reopen } = await engine.tempLog({ clock });
+      await appendOrders(log, 20_000, 10);
+      const catchingUp = log.projection('counts', counting).catchUp();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await log.close();
+      const outcome = await catchingUp.then((result) => result, (error: unknown) => error);
+      if (outcome instanceof Error) expect(outcome).toBeInstanceOf(LogClosedError);
+      else expect(outcome).toEqual({ from: 1, to: 20_000, actions: 20_000, replayed: 0 });
 
-    const { openLog } = await import('../src/index.ts');
-    const reopened = await openLog({ path, clock });
-    try {
+      const reopened = await reopen({ clock });
       const counts = reopened.projection('counts', counting);
       const position = await counts.position();
       expect(position % 5_000).toBe(0);
       const total = (await entriesOf(counts)).reduce((sum, [, state]) => sum + state.count, 0);
       expect(total).toBe(position);
-    } finally {
-      await reopened.close();
-    }
+    });
+
+    it('runs concurrent catch-ups of one projection one after the other, applying each event once', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOrders(log, 300, 7);
+      const counts = log.projection('counts', counting);
+      const results = await Promise.all([counts.catchUp(), counts.catchUp(), log.projection('counts', counting).catchUp()]);
+      expect(results.reduce((sum, r) => sum + r.actions, 0)).toBe(300);
+      const total = (await entriesOf(counts)).reduce((sum, [, state]) => sum + state.count, 0);
+      expect(total).toBe(300);
+    });
+
+    it('applies the JSON Patch of each action as a unit: a patch that fails leaves the state as it was', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOk(log, [
+        action(order(1), [{ op: 'add', path: '/status', value: 'open' }]),
+        action(order(1), [{ op: 'replace', path: '/status', value: 'paid' }, { op: 'test', path: '/status', value: 'open' }]),
+        action(order(1), [{ op: 'add', path: '/total', value: 9 }, { op: 'remove', path: '/missing' }]),
+        action(order(1), [{ op: 'add', path: '/lines', value: [] }, { op: 'add', path: '/lines/-', value: { sku: 'a' } }]),
+      ]);
+      const orders = log.projection('orders');
+      await orders.catchUp();
+      expect(await orders.get(order(1))).toEqual({ status: 'open', lines: [{ sku: 'a' }] });
+      expect(await orders.get(order(1))).toEqual((await log.state(order(1))).state);
+    });
+
+    it('gives states that callers may change without changing the stored ones', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOk(log, [action(order(1), [{ op: 'add', path: '/lines', value: [1] }])]);
+      const orders = log.projection<{ lines: number[] }>('orders');
+      await orders.catchUp();
+      const state = await orders.get(order(1));
+      state?.lines.push(2);
+      expect(await orders.get(order(1))).toEqual({ lines: [1] });
+    });
   });
 
-  it('runs concurrent catch-ups of one projection one after the other, applying each event once', async () => {
-    const { log } = await tempLog({ clock });
-    await appendOrders(log, 300, 7);
-    const counts = log.projection('counts', counting);
-    const results = await Promise.all([counts.catchUp(), counts.catchUp(), log.projection('counts', counting).catchUp()]);
-    expect(results.reduce((sum, r) => sum + r.actions, 0)).toBe(300);
-    const total = (await entriesOf(counts)).reduce((sum, [, state]) => sum + state.count, 0);
-    expect(total).toBe(300);
-  });
-
-  it('applies the JSON Patch of each action as a unit: a patch that fails leaves the state as it was', async () => {
-    const { log } = await tempLog({ clock });
-    await appendOk(log, [
-      action(order(1), [{ op: 'add', path: '/status', value: 'open' }]),
-      action(order(1), [{ op: 'replace', path: '/status', value: 'paid' }, { op: 'test', path: '/status', value: 'open' }]),
-      action(order(1), [{ op: 'add', path: '/total', value: 9 }, { op: 'remove', path: '/missing' }]),
-      action(order(1), [{ op: 'add', path: '/lines', value: [] }, { op: 'add', path: '/lines/-', value: { sku: 'a' } }]),
-    ]);
-    const orders = log.projection('orders');
-    await orders.catchUp();
-    expect(await orders.get(order(1))).toEqual({ status: 'open', lines: [{ sku: 'a' }] });
-    expect(await orders.get(order(1))).toEqual((await log.state(order(1))).state);
-  });
-
-  it('gives states that callers may change without changing the stored ones', async () => {
-    const { log } = await tempLog({ clock });
-    await appendOk(log, [action(order(1), [{ op: 'add', path: '/lines', value: [1] }])]);
-    const orders = log.projection<{ lines: number[] }>('orders');
-    await orders.catchUp();
-    const state = await orders.get(order(1));
-    state?.lines.push(2);
-    expect(await orders.get(order(1))).toEqual({ lines: [1] });
-  });
-});
-
-describe('a custom apply that throws', () => {
-  const failingAt = (seq: number): ProjectionOptions<Count> => ({
-    ...counting,
-    apply: (state, event) => {
-      if (event.seq === seq) throw new TypeError('cannot fold this one');
-      return { count: state.count + 1, last: event.seq };
-    },
-  });
-
-  it('stops the catch-up at that event with a ProjectionError naming the projection and the seq', async () => {
-    const { log } = await tempLog({ clock });
-    await appendOrders(log, 10, 3);
-    const error = await rejection(log.projection('counts', failingAt(7)).catchUp());
-    expect(error).toBeInstanceOf(ProjectionError);
-    expect(error).toBeInstanceOf(CoherenceError);
-    const failure = error as ProjectionError;
-    expect(failure.code).toBe('PROJECTION_FAILED');
-    expect(failure.projection).toBe('counts');
-    expect(failure.seq).toBe(7);
-    expect(failure.cause).toBeInstanceOf(TypeError);
-    expect((failure.cause as Error).message).toBe('cannot fold this one');
-    expect(failure.message).toContain('"counts"');
-    expect(failure.message).toContain('7');
-  });
-
-  it('leaves the states and the position as they were before the batch', async () => {
-    const { log } = await tempLog({ clock });
-    await appendOrders(log, 10, 3);
-    await log.projection('counts', counting).catchUp();
-    const before = await entriesOf(log.projection('counts', counting));
-    await appendOrders(log, 10, 3, 10);
-    const failing = log.projection('counts', failingAt(17));
-    await expect(failing.catchUp()).rejects.toThrow(ProjectionError);
-    expect(await failing.position()).toBe(10);
-    expect(await entriesOf(failing)).toEqual(before);
-    // Once apply works again, the catch-up goes through from where it stopped.
-    const fixed = log.projection('counts', counting);
-    expect(await fixed.catchUp()).toEqual({ from: 11, to: 20, actions: 10, replayed: 0 });
-    expect((await entriesOf(fixed)).map(([, state]) => state.count)).toEqual([7, 7, 6]);
-  });
-
-  it('fails the same way during an effect replay, and during a rebuild', async () => {
-    const { log } = await tempLog({ clock });
-    await appendOk(log, [
-      action(order(1), [{ op: 'add', path: '/a', value: 1 }], { triggers: [['voucher', 'v']] }),
-      action(order(2), [{ op: 'add', path: '/a', value: 1 }]),
-    ]);
-    let calls = 0;
-    // Fails the second time it sees event 1: that is, when the effect replays it.
-    const flaky = log.projection<Count>('flaky', {
+  describe('a custom apply that throws', () => {
+    const failingAt = (seq: number): ProjectionOptions<Count> => ({
       ...counting,
       apply: (state, event) => {
-        if (event.seq === 1 && ++calls === 2) throw new Error('replay failed');
+        if (event.seq === seq) throw new TypeError('cannot fold this one');
         return { count: state.count + 1, last: event.seq };
       },
     });
-    await flaky.catchUp();
-    await appendOk(log, [effect(['voucher', 'v'])]);
-    const error = (await rejection(flaky.catchUp())) as ProjectionError;
-    expect(error).toBeInstanceOf(ProjectionError);
-    expect([error.projection, error.seq]).toEqual(['flaky', 1]);
-    expect(await flaky.position()).toBe(2);
 
-    const broken = log.projection<Count>('flaky', { ...counting, apply: () => { throw new Error('always'); } });
-    const rebuildError = (await rejection(broken.rebuild())) as ProjectionError;
-    expect([rebuildError.projection, rebuildError.seq]).toEqual(['flaky', 1]);
-  });
-
-  it('reports an init that throws the same way', async () => {
-    const { log } = await tempLog({ clock });
-    await appendOk(log, [action(order(1), [{ op: 'add', path: '/a', value: 1 }]), action(order(2), [{ op: 'add', path: '/a', value: 1 }])]);
-    const projection = log.projection<Count>('init-fails', {
-      ...counting,
-      init: (aggregate) => {
-        if (aggregate[1] === 2) throw new RangeError('no state for order 2');
-        return { count: 0, last: 0 };
-      },
+    it('stops the catch-up at that event with a ProjectionError naming the projection and the seq', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOrders(log, 10, 3);
+      const error = await rejection(log.projection('counts', failingAt(7)).catchUp());
+      expect(error).toBeInstanceOf(ProjectionError);
+      expect(error).toBeInstanceOf(CoherenceError);
+      const failure = error as ProjectionError;
+      expect(failure.code).toBe('PROJECTION_FAILED');
+      expect(failure.projection).toBe('counts');
+      expect(failure.seq).toBe(7);
+      expect(failure.cause).toBeInstanceOf(TypeError);
+      expect((failure.cause as Error).message).toBe('cannot fold this one');
+      expect(failure.message).toContain('"counts"');
+      expect(failure.message).toContain('7');
     });
-    const error = (await rejection(projection.catchUp())) as ProjectionError;
-    expect(error).toBeInstanceOf(ProjectionError);
-    expect([error.projection, error.seq]).toEqual(['init-fails', 2]);
-    expect(error.cause).toBeInstanceOf(RangeError);
-    expect(await projection.position()).toBe(0);
-    expect(await entriesOf(projection)).toEqual([]);
+
+    it('leaves the states and the position as they were before the batch', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOrders(log, 10, 3);
+      await log.projection('counts', counting).catchUp();
+      const before = await entriesOf(log.projection('counts', counting));
+      await appendOrders(log, 10, 3, 10);
+      const failing = log.projection('counts', failingAt(17));
+      await expect(failing.catchUp()).rejects.toThrow(ProjectionError);
+      expect(await failing.position()).toBe(10);
+      expect(await entriesOf(failing)).toEqual(before);
+      // Once apply works again, the catch-up goes through from where it stopped.
+      const fixed = log.projection('counts', counting);
+      expect(await fixed.catchUp()).toEqual({ from: 11, to: 20, actions: 10, replayed: 0 });
+      expect((await entriesOf(fixed)).map(([, state]) => state.count)).toEqual([7, 7, 6]);
+    });
+
+    it('fails the same way during an effect replay, and during a rebuild', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOk(log, [
+        action(order(1), [{ op: 'add', path: '/a', value: 1 }], { triggers: [['voucher', 'v']] }),
+        action(order(2), [{ op: 'add', path: '/a', value: 1 }]),
+      ]);
+      let calls = 0;
+      // Fails the second time it sees event 1: that is, when the effect replays it.
+      const flaky = log.projection<Count>('flaky', {
+        ...counting,
+        apply: (state, event) => {
+          if (event.seq === 1 && ++calls === 2) throw new Error('replay failed');
+          return { count: state.count + 1, last: event.seq };
+        },
+      });
+      await flaky.catchUp();
+      await appendOk(log, [effect(['voucher', 'v'])]);
+      const error = (await rejection(flaky.catchUp())) as ProjectionError;
+      expect(error).toBeInstanceOf(ProjectionError);
+      expect([error.projection, error.seq]).toEqual(['flaky', 1]);
+      expect(await flaky.position()).toBe(2);
+
+      const broken = log.projection<Count>('flaky', { ...counting, apply: () => { throw new Error('always'); } });
+      const rebuildError = (await rejection(broken.rebuild())) as ProjectionError;
+      expect([rebuildError.projection, rebuildError.seq]).toEqual(['flaky', 1]);
+    });
+
+    it('reports an init that throws the same way', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOk(log, [action(order(1), [{ op: 'add', path: '/a', value: 1 }]), action(order(2), [{ op: 'add', path: '/a', value: 1 }])]);
+      const projection = log.projection<Count>('init-fails', {
+        ...counting,
+        init: (aggregate) => {
+          if (aggregate[1] === 2) throw new RangeError('no state for order 2');
+          return { count: 0, last: 0 };
+        },
+      });
+      const error = (await rejection(projection.catchUp())) as ProjectionError;
+      expect(error).toBeInstanceOf(ProjectionError);
+      expect([error.projection, error.seq]).toEqual(['init-fails', 2]);
+      expect(error.cause).toBeInstanceOf(RangeError);
+      expect(await projection.position()).toBe(0);
+      expect(await entriesOf(projection)).toEqual([]);
+    });
+
+    it('in the first batch of a long catch-up leaves the position and every state unchanged', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOrders(log, 100, 10);
+      await log.projection('counts', counting).catchUp();
+      const before = await entriesOf(log.projection('counts', counting));
+      await appendOrders(log, 12_000, 10, 100);
+      const failing = log.projection('counts', failingAt(100 + 4_999));
+      expect(((await rejection(failing.catchUp())) as ProjectionError).seq).toBe(5_099);
+      expect(await failing.position()).toBe(100);
+      expect(await entriesOf(failing)).toEqual(before);
+    });
+
+    it('after a completed batch keeps that batch: the position is the end of the batch and the states hold exactly its events', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOrders(log, 12_000, 10);
+      const failing = log.projection('counts', failingAt(5_001 + 2_000));
+      expect(((await rejection(failing.catchUp())) as ProjectionError).seq).toBe(7_001);
+      expect(await failing.position()).toBe(5_000);
+      const states = await entriesOf(failing);
+      expect(states.map(([, state]) => state)).toEqual(
+        Array.from({ length: 10 }, (_, n) => ({ count: 500, last: 4_991 + n })),
+      );
+      // Fixed, it carries on from 5,001 and applies each remaining event once.
+      const fixed = log.projection('counts', counting);
+      expect(await fixed.catchUp()).toEqual({ from: 5_001, to: 12_000, actions: 7_000, replayed: 0 });
+      expect((await entriesOf(fixed)).map(([, state]) => state.count)).toEqual(Array(10).fill(1_200));
+    });
   });
 
-  it('in the first batch of a long catch-up leaves the position and every state unchanged', async () => {
-    const { log } = await tempLog({ clock });
-    await appendOrders(log, 100, 10);
-    await log.projection('counts', counting).catchUp();
-    const before = await entriesOf(log.projection('counts', counting));
-    await appendOrders(log, 12_000, 10, 100);
-    const failing = log.projection('counts', failingAt(100 + 4_999));
-    expect(((await rejection(failing.catchUp())) as ProjectionError).seq).toBe(5_099);
-    expect(await failing.position()).toBe(100);
-    expect(await entriesOf(failing)).toEqual(before);
-  });
-
-  it('after a completed batch keeps that batch: the position is the end of the batch and the states hold exactly its events', async () => {
-    const { log } = await tempLog({ clock });
-    await appendOrders(log, 12_000, 10);
-    const failing = log.projection('counts', failingAt(5_001 + 2_000));
-    expect(((await rejection(failing.catchUp())) as ProjectionError).seq).toBe(7_001);
-    expect(await failing.position()).toBe(5_000);
-    const states = await entriesOf(failing);
-    expect(states.map(([, state]) => state)).toEqual(
-      Array.from({ length: 10 }, (_, n) => ({ count: 500, last: 4_991 + n })),
-    );
-    // Fixed, it carries on from 5,001 and applies each remaining event once.
-    const fixed = log.projection('counts', counting);
-    expect(await fixed.catchUp()).toEqual({ from: 5_001, to: 12_000, actions: 7_000, replayed: 0 });
-    expect((await entriesOf(fixed)).map(([, state]) => state.count)).toEqual(Array(10).fill(1_200));
-  });
-});
-
-describe('bad arguments', () => {
-  it('refuses an empty or non-string name', async () => {
-    const { log } = await tempLog({ clock });
-    for (const name of ['', undefined, null, 7, ['orders']]) {
-      expect(thrown(() => log.projection(loose(name)))).toBeInstanceOf(InvalidArgumentError);
-    }
-    expect((thrown(() => log.projection('')) as Error).message).toMatch(/^name: expected a non-empty string/);
-  });
-
-  it('refuses unknown options, and options that are not an object', async () => {
-    const { log } = await tempLog({ clock });
-    const error = thrown(() => log.projection('orders', loose({ kind: ['order'] })));
-    expect(error).toBeInstanceOf(InvalidArgumentError);
-    expect((error as Error).message).toContain('options.kind');
-    for (const options of [null, 'orders', ['order'], 3]) {
-      expect(thrown(() => log.projection('orders', loose(options)))).toBeInstanceOf(InvalidArgumentError);
-    }
-  });
-
-  it('refuses an init or apply that is not a function', async () => {
-    const { log } = await tempLog({ clock });
-    for (const name of ['init', 'apply']) {
-      for (const value of [null, {}, 'fold', 1]) {
-        const error = thrown(() => log.projection('orders', loose({ [name]: value })));
-        expect(error).toBeInstanceOf(InvalidArgumentError);
-        expect((error as Error).message).toContain(`options.${name}`);
+  describe('bad arguments', () => {
+    it('refuses an empty or non-string name', async () => {
+      const { log } = await engine.tempLog({ clock });
+      for (const name of ['', undefined, null, 7, ['orders']]) {
+        expect(thrown(() => log.projection(loose(name)))).toBeInstanceOf(InvalidArgumentError);
       }
-    }
+      expect((thrown(() => log.projection('')) as Error).message).toMatch(/^name: expected a non-empty string/);
+    });
+
+    it('refuses unknown options, and options that are not an object', async () => {
+      const { log } = await engine.tempLog({ clock });
+      const error = thrown(() => log.projection('orders', loose({ kind: ['order'] })));
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect((error as Error).message).toContain('options.kind');
+      for (const options of [null, 'orders', ['order'], 3]) {
+        expect(thrown(() => log.projection('orders', loose(options)))).toBeInstanceOf(InvalidArgumentError);
+      }
+    });
+
+    it('refuses an init or apply that is not a function', async () => {
+      const { log } = await engine.tempLog({ clock });
+      for (const name of ['init', 'apply']) {
+        for (const value of [null, {}, 'fold', 1]) {
+          const error = thrown(() => log.projection('orders', loose({ [name]: value })));
+          expect(error).toBeInstanceOf(InvalidArgumentError);
+          expect((error as Error).message).toContain(`options.${name}`);
+        }
+      }
+    });
+
+    it('refuses a `from` that is not a positive integer', async () => {
+      const { log } = await engine.tempLog({ clock });
+      for (const from of [0, -1, 1.5, '1', Number.NaN, Number.POSITIVE_INFINITY, null, 2 ** 60]) {
+        const error = thrown(() => log.projection('orders', loose({ from })));
+        expect(error, String(from)).toBeInstanceOf(InvalidArgumentError);
+        expect((error as Error).message).toContain('from');
+      }
+    });
+
+    it('refuses bad kinds and aggregates', async () => {
+      const { log } = await engine.tempLog({ clock });
+      for (const options of [{ kinds: 'order' }, { kinds: [''] }, { kinds: [1] }, { aggregates: ['order', 1] }, { aggregates: [['order']] }, { aggregates: [['', 1]] }, { aggregates: [['order', 1.5]] }]) {
+        expect(thrown(() => log.projection('orders', loose(options))), JSON.stringify(options)).toBeInstanceOf(InvalidArgumentError);
+      }
+    });
+
+    it('does not change the options it is given', async () => {
+      const { log } = await engine.tempLog({ clock });
+      const kinds = ['order', 'customer'];
+      const aggregates: Identity[] = [['order', 2], ['customer', 'alice']];
+      const options = { kinds, aggregates, from: 1 };
+      const copy = structuredClone(options);
+      await appendOk(log, [action(order(2), [{ op: 'add', path: '/a', value: 1 }])]);
+      await log.projection('orders', options).catchUp();
+      expect(options).toEqual(copy);
+    });
+
+    it('refuses a bad identity to get, a bad kind to entries and a bad onError to follow', async () => {
+      const { log } = await engine.tempLog({ clock });
+      const orders = log.projection('orders');
+      for (const aggregate of [['order'], 'order', ['order', 1.5], ['', 1], null]) {
+        await expect(orders.get(loose(aggregate))).rejects.toThrow(InvalidArgumentError);
+      }
+      for (const options of [{ kind: '' }, { kind: 1 }, 'order']) {
+        await expect(entriesOf(orders, loose(options))).rejects.toThrow(InvalidArgumentError);
+      }
+      for (const options of [{ onError: 'log' }, 'x']) {
+        expect(thrown(() => orders.follow(loose(options)))).toBeInstanceOf(InvalidArgumentError);
+      }
+    });
+
+    it('refuses to work on a closed log with LogClosedError', async () => {
+      const { log } = await engine.tempLog({ clock });
+      const orders = log.projection('orders');
+      await log.close();
+      expect(thrown(() => log.projection('other'))).toBeInstanceOf(LogClosedError);
+      await expect(orders.catchUp()).rejects.toThrow(LogClosedError);
+      await expect(orders.get(order(1))).rejects.toThrow(LogClosedError);
+      await expect(orders.position()).rejects.toThrow(LogClosedError);
+      await expect(orders.rebuild()).rejects.toThrow(LogClosedError);
+      await expect(entriesOf(orders)).rejects.toThrow(LogClosedError);
+    });
   });
 
-  it('refuses a `from` that is not a positive integer', async () => {
-    const { log } = await tempLog({ clock });
-    for (const from of [0, -1, 1.5, '1', Number.NaN, Number.POSITIVE_INFINITY, null, 2 ** 60]) {
-      const error = thrown(() => log.projection('orders', loose({ from })));
-      expect(error, String(from)).toBeInstanceOf(InvalidArgumentError);
-      expect((error as Error).message).toContain('from');
-    }
+  describe('the apply callback', () => {
+    it('receives each action event as read gives it', async () => {
+      const { log } = await engine.tempLog({ clock });
+      const written = await appendOk(log, [action(order(1), [{ op: 'add', path: '/a', value: 1 }], { triggers: [['voucher', 'v']] })]);
+      const seen: ActionEvent[] = [];
+      await log.projection('spy', { apply: (state, event) => { seen.push(event); return state; } }).catchUp();
+      expect(seen).toEqual(written);
+    });
   });
-
-  it('refuses bad kinds and aggregates', async () => {
-    const { log } = await tempLog({ clock });
-    for (const options of [{ kinds: 'order' }, { kinds: [''] }, { kinds: [1] }, { aggregates: ['order', 1] }, { aggregates: [['order']] }, { aggregates: [['', 1]] }, { aggregates: [['order', 1.5]] }]) {
-      expect(thrown(() => log.projection('orders', loose(options))), JSON.stringify(options)).toBeInstanceOf(InvalidArgumentError);
-    }
-  });
-
-  it('does not change the options it is given', async () => {
-    const { log } = await tempLog({ clock });
-    const kinds = ['order', 'customer'];
-    const aggregates: Identity[] = [['order', 2], ['customer', 'alice']];
-    const options = { kinds, aggregates, from: 1 };
-    const copy = structuredClone(options);
-    await appendOk(log, [action(order(2), [{ op: 'add', path: '/a', value: 1 }])]);
-    await log.projection('orders', options).catchUp();
-    expect(options).toEqual(copy);
-  });
-
-  it('refuses a bad identity to get, a bad kind to entries and a bad onError to follow', async () => {
-    const { log } = await tempLog({ clock });
-    const orders = log.projection('orders');
-    for (const aggregate of [['order'], 'order', ['order', 1.5], ['', 1], null]) {
-      await expect(orders.get(loose(aggregate))).rejects.toThrow(InvalidArgumentError);
-    }
-    for (const options of [{ kind: '' }, { kind: 1 }, 'order']) {
-      await expect(entriesOf(orders, loose(options))).rejects.toThrow(InvalidArgumentError);
-    }
-    for (const options of [{ onError: 'log' }, 'x']) {
-      expect(thrown(() => orders.follow(loose(options)))).toBeInstanceOf(InvalidArgumentError);
-    }
-  });
-
-  it('refuses to work on a closed log with LogClosedError', async () => {
-    const { log } = await tempLog({ clock });
-    const orders = log.projection('orders');
-    await log.close();
-    expect(thrown(() => log.projection('other'))).toBeInstanceOf(LogClosedError);
-    await expect(orders.catchUp()).rejects.toThrow(LogClosedError);
-    await expect(orders.get(order(1))).rejects.toThrow(LogClosedError);
-    await expect(orders.position()).rejects.toThrow(LogClosedError);
-    await expect(orders.rebuild()).rejects.toThrow(LogClosedError);
-    await expect(entriesOf(orders)).rejects.toThrow(LogClosedError);
-  });
-});
-
-describe('the apply callback', () => {
-  it('receives each action event as read gives it', async () => {
-    const { log } = await tempLog({ clock });
-    const written = await appendOk(log, [action(order(1), [{ op: 'add', path: '/a', value: 1 }], { triggers: [['voucher', 'v']] })]);
-    const seen: ActionEvent[] = [];
-    await log.projection('spy', { apply: (state, event) => { seen.push(event); return state; } }).catchUp();
-    expect(seen).toEqual(written);
-  });
-});
+}
