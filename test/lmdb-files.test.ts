@@ -6,10 +6,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, openLog, type Identity, type OpenLogOptions } from '../src/index.ts';
-import { appendSecrets, badMasterKeys, filesContaining, newMasterKey, notDurations, PUBLIC_TEXT, rejection, SECRETS } from './support/crypto-fixtures.ts';
-import { allEvents, tempDir, tempLog } from './support/temp-log.ts';
+import { appendOk, appendSecrets, badMasterKeys, filesContaining, newMasterKey, notDurations, PUBLIC_TEXT, rejection, SECRETS } from './support/crypto-fixtures.ts';
+import { action, allEvents, tempDir, tempLog } from './support/temp-log.ts';
 
 const alice: Identity = ['customer', 'alice'];
+const aliceKey: Identity = ['user', 'alice'];
+const ALICE_EMAIL = 'alice.ultraviolet-7c1f@example.org';
+const ERASED = '<erased>';
 
 /** Lets tests hand the log what its types would not allow. */
 const loose = <T>(value: unknown): T => value as T;
@@ -65,5 +68,19 @@ describe('encrypted values on disk', () => {
         expect(filesContaining(path, text), `public ${name}`).toEqual([join(path, 'data.mdb')]);
       }
     }
+  });
+});
+
+describe('a projection that meets a shred', () => {
+  it('leaves no copy of the shredded plaintext in any file of the store once the log is compacted', async () => {
+    const { log, path } = await tempLog({ masterKey: newMasterKey(), redact: () => ERASED });
+    await appendOk(log, [action(alice, [{ op: 'add', path: '/name', value: 'Alice' }, { op: 'add', path: '/email', value: ALICE_EMAIL }], { encrypt: { key: aliceKey, paths: ['/email'] } })]);
+    const customers = log.projection('customers');
+    await customers.catchUp();
+    await log.keys.shred(aliceKey);
+    await customers.catchUp();
+    await log.compact();
+    expect(filesContaining(path, ALICE_EMAIL)).toEqual([]);
+    expect(await customers.get(alice)).toEqual({ name: 'Alice', email: ERASED });
   });
 });

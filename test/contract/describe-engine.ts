@@ -14,6 +14,7 @@ import { keyExpiry } from './key-expiry.ts';
 import { keyRing } from './key-ring.ts';
 import { logProperties } from './log-properties.ts';
 import { projectionApi } from './projection-api.ts';
+import { projectionReplay } from './projection-replay.ts';
 import { readReplay } from './read-replay.ts';
 import { validation } from './validation.ts';
 
@@ -44,6 +45,7 @@ export function describeEngine(engine: TestEngine): void {
     keyExpiry(engine);
     encryption(engine);
     projectionApi(engine);
+    projectionReplay(engine);
     validation(engine);
   });
 }
