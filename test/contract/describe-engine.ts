@@ -14,6 +14,7 @@ import { keyExpiry } from './key-expiry.ts';
 import { keyRing } from './key-ring.ts';
 import { logProperties } from './log-properties.ts';
 import { projectionApi } from './projection-api.ts';
+import { projectionProperties } from './projection-properties.ts';
 import { projectionReplay } from './projection-replay.ts';
 import { readReplay } from './read-replay.ts';
 import { validation } from './validation.ts';
@@ -46,6 +47,7 @@ export function describeEngine(engine: TestEngine): void {
     encryption(engine);
     projectionApi(engine);
     projectionReplay(engine);
+    projectionProperties(engine);
     validation(engine);
   });
 }
