@@ -18,6 +18,7 @@ import { projectionProperties } from './projection-properties.ts';
 import { projectionReplay } from './projection-replay.ts';
 import { readReplay } from './read-replay.ts';
 import { validation } from './validation.ts';
+import { verify } from './verify.ts';
 
 export type { LogOptions, TempLog } from '../support/temp-log.ts';
 
@@ -48,6 +49,7 @@ export function describeEngine(engine: TestEngine): void {
     projectionApi(engine);
     projectionReplay(engine);
     projectionProperties(engine);
+    verify(engine);
     validation(engine);
   });
 }
