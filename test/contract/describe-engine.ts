@@ -10,6 +10,7 @@ import type { LogOptions, TempLog } from '../support/temp-log.ts';
 import { appendConflicts } from './append-conflicts.ts';
 import { disjointMerge } from './disjoint-merge.ts';
 import { encryption } from './encryption.ts';
+import { encryptionProperties } from './encryption-properties.ts';
 import { keyExpiry } from './key-expiry.ts';
 import { keyRing } from './key-ring.ts';
 import { logProperties } from './log-properties.ts';
@@ -46,6 +47,7 @@ export function describeEngine(engine: TestEngine): void {
     keyRing(engine);
     keyExpiry(engine);
     encryption(engine);
+    encryptionProperties(engine);
     projectionApi(engine);
     projectionReplay(engine);
     projectionProperties(engine);

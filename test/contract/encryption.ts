@@ -44,7 +44,7 @@ async function collect(iterable: AsyncIterable<LogEvent>): Promise<LogEvent[]> {
 }
 
 export function encryption(engine: TestEngine): void {
-  describe('encrypted values in the store', () => {
+  describe('encrypted values as stored', () => {
     it('stores an envelope in place of every encrypted value: raw reads hold none of the plaintext, and the unencrypted text of the same events', async () => {
       const { log } = await openWithKey(engine);
       await appendSecrets(log);

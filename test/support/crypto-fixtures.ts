@@ -6,9 +6,24 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { expect } from 'vitest';
 import type { AppendResult, Identity, Log, LogEvent, NewEvent } from '../../src/index.ts';
 import { action, allEvents } from './temp-log.ts';
+
+/** The log refuses `__proto__` keys in values (they could reach a prototype); leave them out. */
+function hasProtoKey(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(hasProtoKey);
+  if (typeof value === 'object' && value !== null) {
+    return Object.keys(value).some((k) => k === '__proto__' || hasProtoKey((value as Record<string, unknown>)[k]));
+  }
+  return false;
+}
+
+/** Any JSON value the log takes. */
+export const jsonValue = fc.jsonValue().filter((value) => !hasProtoKey(value));
+/** What a JSON value is as JSON: the one thing the round trip may change is -0 into 0. */
+export const asJson = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
 
 /** A master key as 64 hex characters, fresh for each call. */
 export function newMasterKey(): string {
