@@ -15,6 +15,7 @@ import { keyExpiry } from './key-expiry.ts';
 import { keyRing } from './key-ring.ts';
 import { logProperties } from './log-properties.ts';
 import { projectionApi } from './projection-api.ts';
+import { projectionFollow } from './projection-follow.ts';
 import { projectionProperties } from './projection-properties.ts';
 import { projectionReplay } from './projection-replay.ts';
 import { readReplay } from './read-replay.ts';
@@ -51,6 +52,7 @@ export function describeEngine(engine: TestEngine): void {
     projectionApi(engine);
     projectionReplay(engine);
     projectionProperties(engine);
+    projectionFollow(engine);
     verify(engine);
     validation(engine);
   });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import jsonPatch from 'fast-json-patch';
 import type { Identity, Log, LogEvent, NewEvent, Operation, Projection } from '../../src/index.ts';
+import { action } from './temp-log.ts';
 
 /** A master key as 64 hex characters, fresh for each call. */
 export function newMasterKey(): string {
@@ -204,6 +205,17 @@ export function spawnChild(script: string, args: string[]): Child {
         check();
       }),
   };
+}
+
+/** How long an append may take to show in a followed projection on a busy machine. */
+export const FOLLOW_DEADLINE_MS = 2_000;
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Appends an action setting the /total of ['order', n]; resolves with its seq. */
+export async function placeOrder(log: Log, n: number, total: number): Promise<number> {
+  const [event] = await appendOk(log, [action(['order', n], [{ op: 'add', path: '/total', value: total }])]);
+  return event?.seq as number;
 }
 
 /** Polls `probe` until it returns true or `deadlineMs` passes; returns the time it took, or undefined. */
