@@ -8,6 +8,7 @@ import { describe } from 'vitest';
 import type { EngineKind } from '../../src/index.ts';
 import type { LogOptions, TempLog } from '../support/temp-log.ts';
 import { appendConflicts } from './append-conflicts.ts';
+import { compact } from './compact.ts';
 import { disjointMerge } from './disjoint-merge.ts';
 import { encryption } from './encryption.ts';
 import { encryptionProperties } from './encryption-properties.ts';
@@ -54,6 +55,7 @@ export function describeEngine(engine: TestEngine): void {
     projectionProperties(engine);
     projectionFollow(engine);
     verify(engine);
+    compact(engine);
     validation(engine);
   });
 }
