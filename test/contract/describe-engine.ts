@@ -12,6 +12,7 @@ import { compact } from './compact.ts';
 import { disjointMerge } from './disjoint-merge.ts';
 import { encryption } from './encryption.ts';
 import { encryptionProperties } from './encryption-properties.ts';
+import { idempotency } from './idempotency.ts';
 import { keyExpiry } from './key-expiry.ts';
 import { keyRing } from './key-ring.ts';
 import { logProperties } from './log-properties.ts';
@@ -44,6 +45,7 @@ export function describeEngine(engine: TestEngine): void {
   describe(engine.name, () => {
     appendConflicts(engine);
     disjointMerge(engine);
+    idempotency(engine);
     readReplay(engine);
     logProperties(engine);
     keyRing(engine);
