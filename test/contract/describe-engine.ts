@@ -21,6 +21,7 @@ import { projectionFollow } from './projection-follow.ts';
 import { projectionProperties } from './projection-properties.ts';
 import { projectionReplay } from './projection-replay.ts';
 import { readReplay } from './read-replay.ts';
+import { sharedStore } from './shared-store.ts';
 import { validation } from './validation.ts';
 import { verify } from './verify.ts';
 
@@ -58,6 +59,7 @@ export function describeEngine(engine: TestEngine): void {
     projectionFollow(engine);
     verify(engine);
     compact(engine);
+    sharedStore(engine);
     validation(engine);
   });
 }
