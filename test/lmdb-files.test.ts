@@ -17,6 +17,19 @@ const ERASED = '<erased>';
 /** Lets tests hand the log what its types would not allow. */
 const loose = <T>(value: unknown): T => value as T;
 
+describe('the store directory', () => {
+  it('is created with its parents when missing, and opened again where it is', async () => {
+    const path = join(tempDir(), 'data', 'shop');
+    const log = await openLog({ path });
+    await log.append([action(alice, [{ op: 'add', path: '/name', value: 'Alice' }])], { base: 0 });
+    await log.close();
+    expect(existsSync(join(path, 'data.mdb'))).toBe(true);
+    const again = await openLog({ path });
+    expect(await again.head()).toBe(1);
+    await again.close();
+  });
+});
+
 describe('options refused at openLog', () => {
   it('refuses an unknown openLog option and creates nothing', async () => {
     const path = join(tempDir(), 'store');

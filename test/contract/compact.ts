@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LogClosedError, type Identity, type NewAction } from '../../src/index.ts';
+import { InvalidArgumentError, LogClosedError, type Identity, type NewAction } from '../../src/index.ts';
 import { appendOk, newMasterKey, patchOf, rejection, storeSnapshot } from '../support/crypto-fixtures.ts';
 import { action, allEvents } from '../support/temp-log.ts';
 import type { TestEngine } from './describe-engine.ts';
@@ -53,6 +53,21 @@ export function compact(engine: TestEngine): void {
       expect(patchOf(await reopened.get(6))[0]?.value).toBe('carol@example.com');
       await reopened.close();
       expect(await rejection(reopened.compact())).toBeInstanceOf(LogClosedError);
+    });
+
+    it('reports its progress to onProgress, ending with everything copied, and refuses an onProgress that is not a function', async () => {
+      const { log } = await engine.tempLog({ masterKey: newMasterKey() });
+      await appendOk(log, [encrypted(alice, aliceKey, 'alice@example.com'), encrypted(bob, bobKey, 'bob@example.com')]);
+      await log.keys.shred(aliceKey);
+      await log.projection('customers').catchUp();
+      const calls: [number, number][] = [];
+      await log.compact({ onProgress: (done, total) => calls.push([done, total]) });
+      expect(calls.length).toBeGreaterThan(0);
+      const [done, total] = calls.at(-1) as [number, number];
+      expect(done).toBe(total);
+      expect(calls.every(([copied, all]) => copied >= 0 && copied <= all && all === total)).toBe(true);
+      await expect(log.compact({ onProgress: 1 as never })).rejects.toThrow(InvalidArgumentError);
+      expect(await log.verify()).toEqual({ ok: true, events: 3 });
     });
   });
 }

@@ -279,6 +279,17 @@ export function validation(engine: TestEngine): void {
       await expectInvalidEvent(action(book, [{ op: 'add', path: '/blurb', value: 'x'.repeat(1000) }]), '', /expected an event of at most 300 bytes.*got \d+ bytes/, { maxEventBytes: 300 });
     });
 
+    it('refuses by default an event over 1 MiB, and takes one under it', async () => {
+      const log = await populated();
+      const under = action(book, [{ op: 'add', path: '/blurb', value: 'x'.repeat(1024 * 1024 - 1000) }]);
+      const over = action(book, [{ op: 'add', path: '/blurb', value: 'x'.repeat(1024 * 1024) }]);
+      const error = await rejection(log.append([over], { base: 3 }));
+      expect(error).toBeInstanceOf(InvalidEventError);
+      expect((error as Error).message).toMatch(/expected an event of at most 1048576 bytes/);
+      expect(await log.head()).toBe(3);
+      expect((await log.append([under], { base: 3 })).status).toBe('ok');
+    });
+
     it('accepts an event of exactly maxEventBytes and refuses one byte more', async () => {
       const big = action(book, [{ op: 'add', path: '/blurb', value: 'x'.repeat(1000) }]);
       const probe = await populated({ maxEventBytes: 300 });
