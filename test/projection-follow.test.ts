@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Identity } from '../src/index.ts';
-import { entriesOf, FOLLOW_DEADLINE_MS as DEADLINE_MS, placeOrder, sleep, spawnChild, waitFor, type Child } from './support/projection-fixtures.ts';
+import { entriesOf, expectStopEndsFollowing, FOLLOW_DEADLINE_MS as DEADLINE_MS, placeOrder, spawnChild, waitFor, type Child } from './support/projection-fixtures.ts';
 import { tempLog } from './support/temp-log.ts';
 
 const order = (n: number): Identity => ['order', n];
@@ -43,31 +43,14 @@ describe('follow', () => {
 describe('stop', () => {
   it('ends following: appends of this process or another are no longer taken', async () => {
     const { log, path } = await tempLog();
-    const orders = log.projection('orders');
-    const stop = orders.follow();
-    try {
-      await placeOrder(log, 1, 10);
-      expect(await waitFor(async () => (await orders.position()) === 1, DEADLINE_MS)).toBeDefined();
-    } finally {
-      await stop();
-    }
-    expect(await orders.position()).toBe(1);
-
-    await placeOrder(log, 2, 20);
-    const child = spawnChild('projection-append.ts', [path]);
-    await child.line('ready');
-    child.send('append 3 30');
-    await child.line('appended ');
-    child.send('exit');
-    expect(await exitWithin(child, 10_000), child.stderr()).toBe(0);
-    // Several poll periods later, nothing moved.
-    await sleep(300);
-    expect(await log.head()).toBe(3);
-    expect(await orders.position()).toBe(1);
-    expect(await entriesOf(orders)).toEqual([[order(1), { total: 10 }]]);
-    // Stopping again is harmless; a catch-up still works by hand.
-    await stop();
-    expect(await orders.catchUp()).toEqual({ from: 2, to: 3, actions: 2, replayed: 0 });
+    await expectStopEndsFollowing(log, async () => {
+      const child = spawnChild('projection-append.ts', [path]);
+      await child.line('ready');
+      child.send('append 3 30');
+      await child.line('appended ');
+      child.send('exit');
+      expect(await exitWithin(child, 10_000), child.stderr()).toBe(0);
+    });
   });
 
   it('lets a process that followed end by itself once it has stopped and closed the log', async () => {

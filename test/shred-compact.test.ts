@@ -4,18 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { openValue } from '../src/crypto/envelope.ts';
 import { StoreInUseError } from '../src/errors.ts';
 import { CoherenceError, openLog, type Identity, type Log, type NewAction } from '../src/index.ts';
-import {
-  appendOk,
-  filesContaining,
-  newMasterKey,
-  patchOf,
-  rejection,
-  runChild,
-  scanFiles,
-  spawnChild,
-  storeEntries,
-  storeSnapshot,
-} from './support/crypto-fixtures.ts';
+import { appendOk, encrypted, filesContaining, newMasterKey, patchOf, rejection, runChild, scanFiles, spawnChild, storeEntries, storeSnapshot } from './support/crypto-fixtures.ts';
 import { action, allEvents, tempDir } from './support/temp-log.ts';
 
 const alice: Identity = ['customer', 'alice'];
@@ -28,10 +17,6 @@ interface KeyBytes {
   record: string;
   wrapped: string;
   raw: string;
-}
-
-function encrypted(aggregate: Identity, key: Identity, email: string): NewAction {
-  return action(aggregate, [{ op: 'add', path: '/email', value: email }], { encrypt: { key } });
 }
 
 /** The stored bytes of keys, read and unwrapped by a child process with its own LMDB handle. */

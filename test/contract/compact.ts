@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidArgumentError, LogClosedError, type Identity, type NewAction } from '../../src/index.ts';
-import { appendOk, newMasterKey, patchOf, rejection, storeSnapshot } from '../support/crypto-fixtures.ts';
+import { InvalidArgumentError, LogClosedError, type Identity } from '../../src/index.ts';
+import { appendOk, encrypted, newMasterKey, patchOf, rejection, storeSnapshot } from '../support/crypto-fixtures.ts';
 import { action, allEvents } from '../support/temp-log.ts';
 import type { TestEngine } from './describe-engine.ts';
 
@@ -8,10 +8,6 @@ const alice: Identity = ['customer', 'alice'];
 const bob: Identity = ['customer', 'bob'];
 const aliceKey: Identity = ['user', 'alice'];
 const bobKey: Identity = ['user', 'bob'];
-
-function encrypted(aggregate: Identity, key: Identity, email: string): NewAction {
-  return action(aggregate, [{ op: 'add', path: '/email', value: email }], { encrypt: { key } });
-}
 
 export function compact(engine: TestEngine): void {
   describe('compact', () => {

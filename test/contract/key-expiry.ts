@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidArgumentError, KeyDestroyedError, type Identity, type Log, type NewAction } from '../../src/index.ts';
-import { appendOk, DAY_MS, manualClock, newMasterKey, notDurations, patchOf, rejection, storeSnapshot } from '../support/crypto-fixtures.ts';
+import { InvalidArgumentError, KeyDestroyedError, type Identity, type Log } from '../../src/index.ts';
+import { appendOk, DAY_MS, encrypted, manualClock, newMasterKey, notDurations, patchOf, rejection, storeSnapshot } from '../support/crypto-fixtures.ts';
 import { action, allEvents, type LogOptions } from '../support/temp-log.ts';
 import type { TestEngine } from './describe-engine.ts';
 
@@ -12,10 +12,6 @@ const carolKey: Identity = ['user', 'carol'];
 
 /** Lets tests hand the log what its types would not allow. */
 const loose = <T>(value: unknown): T => value as T;
-
-function encrypted(aggregate: Identity, key: Identity, email: string): NewAction {
-  return action(aggregate, [{ op: 'add', path: '/email', value: email }], { encrypt: { key } });
-}
 
 async function keyedLog(engine: TestEngine, options: Pick<LogOptions, 'keyTtl'> = {}) {
   const clock = manualClock('2024-01-31T12:00:00.000Z');

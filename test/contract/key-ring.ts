@@ -4,9 +4,8 @@ import {
   KeyDestroyedError,
   type Identity,
   type Log,
-  type NewAction,
 } from '../../src/index.ts';
-import { appendOk, manualClock, newMasterKey, patchOf, rejection, storeSnapshot } from '../support/crypto-fixtures.ts';
+import { appendOk, encrypted, expectShredSeenAtOnce, manualClock, newMasterKey, patchOf, rejection, storeSnapshot } from '../support/crypto-fixtures.ts';
 import { action, allEvents } from '../support/temp-log.ts';
 import type { TestEngine } from './describe-engine.ts';
 
@@ -18,10 +17,6 @@ const bobKey: Identity = ['user', 'bob'];
 
 /** Lets tests hand the log what its types would not allow. */
 const loose = <T>(value: unknown): T => value as T;
-
-function encrypted(aggregate: Identity, key: Identity, email: string): NewAction {
-  return action(aggregate, [{ op: 'add', path: '/email', value: email }], { encrypt: { key } });
-}
 
 async function keyedLog(engine: TestEngine) {
   const clock = manualClock('2024-01-31T12:00:00.000Z');
@@ -280,31 +275,13 @@ export function keyRing(engine: TestEngine): void {
 
     it('is seen at once by another log open on the same store that has read the plaintext', async () => {
       const { log, reopen } = await keyedLog(engine);
-      await appendOk(log, [encrypted(alice, aliceKey, 'alice@example.com'), encrypted(bob, bobKey, 'bob@example.com')]);
-      // The plaintext was read, so the unwrapped key sits in this log's cache.
-      expect(patchOf(await log.get(1))[0]?.value).toBe('alice@example.com');
-      expect((await log.state(alice)).state).toEqual({ email: 'alice@example.com' });
-
-      // Another log on the store, without the master key, as a separate keystore would be.
-      const other = await reopen();
-      const effect = await other.keys.shred(aliceKey);
-      expect(effect).toMatchObject({ seq: 3, source: 'keystore', effect: { reason: 'shredded', trigger: aliceKey } });
-      await other.close();
-
-      // Same open log, no reopen: every read now redacts.
-      expect(patchOf(await log.get(1))[0]?.value).toBeNull();
-      expect(await log.state(alice)).toEqual({ state: { email: null }, head: 3 });
-      const events = await allEvents(log);
-      expect(events.map((e) => ('action' in e ? e.action.patch[0] : e.effect))).toEqual([
-        { op: 'add', path: '/email', value: null },
-        { op: 'add', path: '/email', value: 'bob@example.com' },
-        { reason: 'shredded', trigger: aliceKey },
-      ]);
-      expect(await log.conflicts(2, alice)).toEqual([effect]);
-      expect(await log.keys.get(aliceKey)).toMatchObject({ reason: 'shredded', destroyedAt: expect.any(Date) });
-      expect(await rejection(log.append([encrypted(alice, aliceKey, 'again@example.com')], { base: 3 }))).toBeInstanceOf(KeyDestroyedError);
-      expect(await rejection(log.keys.shred(aliceKey))).toBeInstanceOf(KeyDestroyedError);
-      expect(await log.head()).toBe(3);
+      await expectShredSeenAtOnce(log, async () => {
+        // Another log on the store, without the master key, as a separate keystore would be.
+        const other = await reopen();
+        const effect = await other.keys.shred(aliceKey);
+        await other.close();
+        return effect;
+      });
     });
   });
 }

@@ -3,8 +3,8 @@
  * logs open at once see each other; a log closed and opened again sees what was written.
  */
 import { describe, expect, it } from 'vitest';
-import type { AppendResult, Identity, Log, LogEvent, NewAction } from '../../src/index.ts';
-import { appendOk, newMasterKey, patchOf } from '../support/crypto-fixtures.ts';
+import type { AppendResult, Identity, Log, LogEvent } from '../../src/index.ts';
+import { appendOk, encrypted, newMasterKey, patchOf } from '../support/crypto-fixtures.ts';
 import { entriesOf } from '../support/projection-fixtures.ts';
 import { action, allEvents } from '../support/temp-log.ts';
 import type { TestEngine } from './describe-engine.ts';
@@ -16,10 +16,6 @@ const bob: Identity = ['customer', 'bob'];
 const aliceKey: Identity = ['user', 'alice'];
 const bobKey: Identity = ['user', 'bob'];
 
-function encrypted(aggregate: Identity, key: Identity, email: string): NewAction {
-  return action(aggregate, [{ op: 'add', path: '/email', value: email }], { encrypt: { key } });
-}
-
 async function keyList(log: Log) {
   const infos = [];
   for await (const info of log.keys.list()) infos.push(info);
@@ -28,6 +24,16 @@ async function keyList(log: Log) {
 
 export function sharedStore(engine: TestEngine): void {
   describe('logs sharing one store', () => {
+    /** Alice's and Bob's e-mails, encrypted under their keys, and a projection caught up with them. */
+    async function customersCaughtUp() {
+      const masterKey = newMasterKey();
+      const { log, reopen } = await engine.tempLog({ masterKey, clock });
+      await appendOk(log, [encrypted(alice, aliceKey, 'alice@example.com'), encrypted(bob, bobKey, 'bob@example.com')]);
+      const customers = log.projection('customers');
+      await customers.catchUp();
+      return { log, reopen, masterKey, customers };
+    }
+
     it('shows each log the appends of the other at once, as the same events', async () => {
       const { log: first, reopen } = await engine.tempLog({ clock });
       const second = await reopen({ clock });
@@ -79,11 +85,7 @@ export function sharedStore(engine: TestEngine): void {
     });
 
     it('sees, in a log closed and opened again on the store, what was written: events, keys and projections', async () => {
-      const masterKey = newMasterKey();
-      const { log, reopen } = await engine.tempLog({ masterKey, clock });
-      await appendOk(log, [encrypted(alice, aliceKey, 'alice@example.com'), encrypted(bob, bobKey, 'bob@example.com')]);
-      const customers = log.projection('customers');
-      await customers.catchUp();
+      const { log, reopen, masterKey, customers } = await customersCaughtUp();
       await log.keys.shred(aliceKey);
       await log.keys.create(['user', 'carol'], { ttl: { days: 1 } });
       await appendOk(log, [action(book, [{ op: 'add', path: '/stock', value: 1 }])]);
@@ -102,11 +104,7 @@ export function sharedStore(engine: TestEngine): void {
     });
 
     it('hands a projection of one log, at its next catch-up, the shred made through another log', async () => {
-      const masterKey = newMasterKey();
-      const { log, reopen } = await engine.tempLog({ masterKey, clock });
-      await appendOk(log, [encrypted(alice, aliceKey, 'alice@example.com'), encrypted(bob, bobKey, 'bob@example.com')]);
-      const customers = log.projection('customers');
-      await customers.catchUp();
+      const { log, reopen, masterKey, customers } = await customersCaughtUp();
       expect(await customers.get(alice)).toEqual({ email: 'alice@example.com' });
 
       const keystore = await reopen();

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { expect } from 'vitest';
-import type { AppendResult, Identity, Log, LogEvent, NewEvent } from '../../src/index.ts';
+import { KeyDestroyedError, type AppendResult, type EffectEvent, type Identity, type Log, type LogEvent, type NewAction, type NewEvent } from '../../src/index.ts';
 import { action, allEvents } from './temp-log.ts';
 
 /** The log refuses `__proto__` keys in values (they could reach a prototype); leave them out. */
@@ -83,6 +83,11 @@ export function badMasterKeys(hex: string): unknown[] {
   ];
 }
 
+/** An action adding `email` at /email of `aggregate`, encrypted under `key`. */
+export function encrypted(aggregate: Identity, key: Identity, email: string): NewAction {
+  return action(aggregate, [{ op: 'add', path: '/email', value: email }], { encrypt: { key } });
+}
+
 /** The events of an `ok` result; fails the test otherwise. */
 export function ok(result: AppendResult): LogEvent[] {
   if (result.status !== 'ok') throw new Error(`expected ok, got ${JSON.stringify(result)}`);
@@ -146,6 +151,38 @@ export async function appendSecrets(log: Log): Promise<void> {
     action(['customer', 'bob'], [{ op: 'add', path: '/notes', value: SECRETS.long }], { encrypt: { key: ['user', 'bob'] } }),
   ]);
   await appendOk(log, [action(alice, [{ op: 'replace', path: '/email', value: SECRETS.replaced }], { encrypt: { key: aliceKey } })]);
+}
+
+/**
+ * A shred made elsewhere (through another log on the store, or by another process) while `log`
+ * holds the plaintext it read: `shred` shreds ['user', 'alice'] there and returns the effect.
+ * Every read of `log` must redact at once, without reopening.
+ */
+export async function expectShredSeenAtOnce(log: Log, shred: () => Promise<EffectEvent>): Promise<void> {
+  const alice: Identity = ['customer', 'alice'];
+  const aliceKey: Identity = ['user', 'alice'];
+  await appendOk(log, [encrypted(alice, aliceKey, 'alice@example.com'), encrypted(['customer', 'bob'], ['user', 'bob'], 'bob@example.com')]);
+  // The plaintext was read, so the unwrapped key sits in this log's cache.
+  expect(patchOf(await log.get(1))[0]?.value).toBe('alice@example.com');
+  expect((await log.state(alice)).state).toEqual({ email: 'alice@example.com' });
+
+  const effect = await shred();
+  expect(effect).toMatchObject({ seq: 3, source: 'keystore', effect: { reason: 'shredded', trigger: aliceKey } });
+
+  // Same open log, no reopen: every read now redacts.
+  expect(patchOf(await log.get(1))[0]?.value).toBeNull();
+  expect(await log.state(alice)).toEqual({ state: { email: null }, head: 3 });
+  const events = await allEvents(log);
+  expect(events.map((e) => ('action' in e ? e.action.patch[0] : e.effect))).toEqual([
+    { op: 'add', path: '/email', value: null },
+    { op: 'add', path: '/email', value: 'bob@example.com' },
+    { reason: 'shredded', trigger: aliceKey },
+  ]);
+  expect(await log.conflicts(2, alice)).toEqual([effect]);
+  expect(await log.keys.get(aliceKey)).toMatchObject({ reason: 'shredded', destroyedAt: expect.any(Date) });
+  expect(await rejection(log.append([encrypted(alice, aliceKey, 'again@example.com')], { base: 3 }))).toBeInstanceOf(KeyDestroyedError);
+  expect(await rejection(log.keys.shred(aliceKey))).toBeInstanceOf(KeyDestroyedError);
+  expect(await log.head()).toBe(3);
 }
 
 /** Everything that tells whether a store changed: the head, every event and every key. */

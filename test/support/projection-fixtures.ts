@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import jsonPatch from 'fast-json-patch';
+import { expect } from 'vitest';
 import type { Identity, Log, LogEvent, NewEvent, Operation, Projection } from '../../src/index.ts';
 import { action } from './temp-log.ts';
 
@@ -226,4 +227,32 @@ export async function waitFor(probe: () => Promise<boolean>, deadlineMs: number,
     if (performance.now() - start > deadlineMs) return undefined;
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
+}
+
+/**
+ * Follows a projection of `log` until it holds order 1, stops, then appends order 2 through
+ * `log` and has `appendElsewhere` append order 3 (total 30) from elsewhere (another log on the
+ * store, another process): neither may reach the projection, and stopping again is harmless.
+ */
+export async function expectStopEndsFollowing(log: Log, appendElsewhere: () => Promise<void>): Promise<void> {
+  const orders = log.projection('orders');
+  const stop = orders.follow();
+  try {
+    await placeOrder(log, 1, 10);
+    expect(await waitFor(async () => (await orders.position()) === 1, FOLLOW_DEADLINE_MS)).toBeDefined();
+  } finally {
+    await stop();
+  }
+  expect(await orders.position()).toBe(1);
+
+  await placeOrder(log, 2, 20);
+  await appendElsewhere();
+  // Several poll periods later, nothing moved.
+  await sleep(300);
+  expect(await log.head()).toBe(3);
+  expect(await orders.position()).toBe(1);
+  expect(await entriesOf(orders)).toEqual([[['order', 1], { total: 10 }]]);
+  // Stopping again is harmless; a catch-up still works by hand.
+  await stop();
+  expect(await orders.catchUp()).toEqual({ from: 2, to: 3, actions: 2, replayed: 0 });
 }
