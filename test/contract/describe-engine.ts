@@ -44,22 +44,29 @@ export interface TestEngine {
 /** Registers the whole contract suite for `engine`. */
 export function describeEngine(engine: TestEngine): void {
   describe(engine.name, () => {
+    // SPEC 1, 2 and 7: events, options and bad input.
+    validation(engine);
+    // SPEC 3: appending and conflicts.
     appendConflicts(engine);
     disjointMerge(engine);
     idempotency(engine);
+    // SPEC 5: reading; SPEC 1, 3 and 5 against the reference model.
     readReplay(engine);
     logProperties(engine);
+    // SPEC 4: keys and encrypted values.
     keyRing(engine);
     keyExpiry(engine);
     encryption(engine);
     encryptionProperties(engine);
+    // SPEC 6: projections.
     projectionApi(engine);
     projectionReplay(engine);
     projectionProperties(engine);
     projectionFollow(engine);
+    // SPEC 8 and 4: verify and compact.
     verify(engine);
     compact(engine);
+    // SPEC 15: logs sharing one store, stats.
     sharedStore(engine);
-    validation(engine);
   });
 }

@@ -1,4 +1,8 @@
-/** The engines the contract suite runs on here, as {@link TestEngine}s. */
+/**
+ * The engines the contract suite runs on, as {@link TestEngine}s. Another engine opens its logs
+ * with `tempLogOn` and removes its store with `afterTest` (test/support/temp-log.ts), then gets
+ * a thin `<name>.test.ts` calling `describeEngine`.
+ */
 import { memoryEngine, openLog } from '../../src/index.ts';
 import { tempLog, tempLogOn } from '../support/temp-log.ts';
 import type { TestEngine } from './describe-engine.ts';
