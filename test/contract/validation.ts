@@ -319,6 +319,18 @@ export function validation(engine: TestEngine): void {
       await expectInvalidEvent({ source: 'test' }, '', /expected exactly one of "action" or "effect", got neither/);
     });
 
+    it('refuses an action on an aggregate whose kind starts with "$", which belong to coherence itself', async () => {
+      const log = await populated();
+      const before = await snapshot(log);
+      const error = await rejection(log.append([good(1), action(['$process', 'fulfilment'], [{ op: 'add', path: '/a', value: 1 }])], { base: 3 }));
+      expect(error).toBeInstanceOf(InvalidEventError);
+      expect(error).toMatchObject({ code: 'INVALID_EVENT', index: 1 });
+      expect((error as InvalidEventError).path).toMatch(/^action\.aggregate/);
+      expect(await snapshot(log)).toEqual(before);
+      // Only the kind's first character counts.
+      expect((await log.append([action(['book$', 1], [{ op: 'add', path: '/a', value: 1 }])], { base: 3 })).status).toBe('ok');
+    });
+
     it('refuses an event that is not an object', async () => {
       await expectInvalidEvent(null, '', /expected an event object, got null/);
     });
