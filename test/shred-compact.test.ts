@@ -3,19 +3,8 @@ import { watch } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { openValue } from '../src/crypto/envelope.ts';
 import { StoreInUseError } from '../src/errors.ts';
-import { CoherenceError, LogClosedError, openLog, type Identity, type Log, type NewAction } from '../src/index.ts';
-import {
-  appendOk,
-  filesContaining,
-  newMasterKey,
-  patchOf,
-  rejection,
-  runChild,
-  scanFiles,
-  spawnChild,
-  storeEntries,
-  storeSnapshot,
-} from './support/crypto-fixtures.ts';
+import { CoherenceError, openLog, type Identity, type Log, type NewAction } from '../src/index.ts';
+import { appendOk, encrypted, filesContaining, newMasterKey, patchOf, rejection, runChild, scanFiles, spawnChild, storeEntries, storeSnapshot } from './support/crypto-fixtures.ts';
 import { action, allEvents, tempDir } from './support/temp-log.ts';
 
 const alice: Identity = ['customer', 'alice'];
@@ -28,10 +17,6 @@ interface KeyBytes {
   record: string;
   wrapped: string;
   raw: string;
-}
-
-function encrypted(aggregate: Identity, key: Identity, email: string): NewAction {
-  return action(aggregate, [{ op: 'add', path: '/email', value: email }], { encrypt: { key } });
 }
 
 /** The stored bytes of keys, read and unwrapped by a child process with its own LMDB handle. */
@@ -198,53 +183,6 @@ describe('compact', () => {
   it('exports StoreInUseError from the package entry, so callers can catch it by class', async () => {
     const entry: Record<string, unknown> = await import('../src/index.ts');
     expect(entry.StoreInUseError).toBe(StoreInUseError);
-  });
-
-  it('keeps verify ok and the data readable after shredding and after compacting, and the log goes on', async () => {
-    const path = tempDir();
-    const masterKey = newMasterKey();
-    const log = await openLog({ path, masterKey });
-    try {
-      await log.keys.create(['user', 'later'], { ttl: { days: 1 } });
-      await appendOk(log, [encrypted(alice, aliceKey, 'alice@example.com'), encrypted(bob, bobKey, 'bob@example.com')]);
-      await appendOk(log, [action(alice, [{ op: 'add', path: '/name', value: 'Alice' }])]);
-      await log.keys.shred(aliceKey, { reason: 'erasure request' });
-      expect(await log.verify()).toEqual({ ok: true, events: 4 });
-      const before = await storeSnapshot(log);
-
-      await log.compact();
-      expect(await log.verify()).toEqual({ ok: true, events: 4 });
-      expect(await storeSnapshot(log)).toEqual(before);
-      expect(await log.state(alice)).toEqual({ state: { email: null, name: 'Alice' }, head: 4 });
-      expect(await log.state(bob)).toEqual({ state: { email: 'bob@example.com' }, head: 4 });
-
-      // Appends, shreds and a second compaction carry on the same chain.
-      await appendOk(log, [encrypted(bob, bobKey, 'bob2@example.com'), encrypted(['customer', 'carol'], ['user', 'carol'], 'carol@example.com')]);
-      await log.keys.shred(bobKey);
-      await log.compact();
-      expect(await log.verify()).toEqual({ ok: true, events: 7 });
-      expect((await allEvents(log)).map((e) => ('action' in e ? patchOf(e)[0]?.value : e.effect.trigger))).toEqual([
-        null,
-        null,
-        'Alice',
-        aliceKey,
-        null,
-        'carol@example.com',
-        bobKey,
-      ]);
-      expect(await log.keys.expire(new Date(Date.now() + 2 * 24 * 3600 * 1000))).toMatchObject([{ seq: 8, effect: { trigger: ['user', 'later'] } }]);
-    } finally {
-      await log.close();
-    }
-    // The compacted store opens again like any other.
-    const reopened = await openLog({ path, masterKey });
-    try {
-      expect(await reopened.verify()).toEqual({ ok: true, events: 8 });
-      expect(patchOf(await reopened.get(6))[0]?.value).toBe('carol@example.com');
-    } finally {
-      await reopened.close();
-    }
-    expect(await rejection(reopened.compact())).toBeInstanceOf(LogClosedError);
   });
 
   it('leaves the old store intact when a compaction is killed in the middle', async () => {

@@ -1,40 +1,11 @@
 import { open, type Database, type Key } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { CoherenceError, openLog, UnsupportedFormatError, type Identity, type Log, type NewEvent } from '../src/index.ts';
-import { action, allEvents, effect, tempLog } from './support/temp-log.ts';
+import { CoherenceError, openLog, UnsupportedFormatError } from '../src/index.ts';
+import { tempLog } from './support/temp-log.ts';
+import { a, b, c, key1, populate } from './support/verify-fixtures.ts';
 
 const clock = () => new Date('2024-05-01T12:00:00.000Z');
-const a: Identity = ['book', 'Neuromancer'];
-const b: Identity = ['book', 'Count Zero'];
-const c: Identity = ['author', 'gibson'];
-const d: Identity = ['book', 'Idoru'];
-const key1: Identity = ['key', 'alice'];
-const key2: Identity = ['consent', 'alice'];
-const key3: Identity = ['key', 'bob'];
-
-async function appendOk(log: Log, events: NewEvent[]): Promise<void> {
-  const result = await log.append(events, { base: await log.head() });
-  if (result.status !== 'ok') throw new Error(`expected ok, got ${result.status}`);
-}
-
-/**
- *  1 a, linked to key1 and key2      6 effect on a key linked to nothing
- *  2 b                               7 d, linked to key3   } one batch
- *  3 c, linked to key1               8 effect key3         }
- *  4 effect key1 (affects a and c)   9 b
- *  5 a
- */
-async function populate(log: Log): Promise<void> {
-  await appendOk(log, [action(a, [{ op: 'add', path: '/title', value: 'Neuromancer' }], { triggers: [key1, key2] })]);
-  await appendOk(log, [action(b, [{ op: 'add', path: '/title', value: 'Count Zero' }])]);
-  await appendOk(log, [action(c, [{ op: 'add', path: '/email', value: 'gibson@example.com' }], { triggers: [key1] })]);
-  await appendOk(log, [effect(key1)]);
-  await appendOk(log, [action(a, [{ op: 'add', path: '/stock', value: 1 }])]);
-  await appendOk(log, [effect(['key', 'nobody'])]);
-  await appendOk(log, [action(d, [{ op: 'add', path: '/title', value: 'Idoru' }], { triggers: [key3] }), effect(key3)]);
-  await appendOk(log, [action(b, [{ op: 'add', path: '/stock', value: 2 }])]);
-}
 
 /** A populated store, verified ok and closed, ready to be tampered with. */
 async function closedStore(): Promise<string> {
@@ -88,33 +59,6 @@ async function verifyAt(path: string) {
 }
 
 describe('verify', () => {
-  it('reports ok and no events on a fresh log', async () => {
-    const { log } = await tempLog({ clock });
-    expect(await log.verify()).toEqual({ ok: true, events: 0 });
-  });
-
-  it('reports ok with the number of events on a populated log with effects', async () => {
-    const { log } = await tempLog({ clock });
-    await populate(log);
-    expect(await log.verify()).toEqual({ ok: true, events: 9 });
-  });
-
-  it('still reports ok after close and reopen, with the same events', async () => {
-    const { log, path } = await tempLog({ clock });
-    await populate(log);
-    const before = await allEvents(log);
-    await log.close();
-    const reopened = await openLog({ path, clock });
-    try {
-      expect(await reopened.verify()).toEqual({ ok: true, events: 9 });
-      expect(await allEvents(reopened)).toEqual(before);
-      await appendOk(reopened, [action(a, [{ op: 'replace', path: '/stock', value: 0 }])]);
-      expect(await reopened.verify()).toEqual({ ok: true, events: 10 });
-    } finally {
-      await reopened.close();
-    }
-  });
-
   it('names the event whose body bytes were changed', async () => {
     const path = await closedStore();
     await tamper(path, (raw) => {

@@ -8,7 +8,9 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import jsonPatch from 'fast-json-patch';
+import { expect } from 'vitest';
 import type { Identity, Log, LogEvent, NewEvent, Operation, Projection } from '../../src/index.ts';
+import { action } from './temp-log.ts';
 
 /** A master key as 64 hex characters, fresh for each call. */
 export function newMasterKey(): string {
@@ -206,6 +208,17 @@ export function spawnChild(script: string, args: string[]): Child {
   };
 }
 
+/** How long an append may take to show in a followed projection on a busy machine. */
+export const FOLLOW_DEADLINE_MS = 2_000;
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Appends an action setting the /total of ['order', n]; resolves with its seq. */
+export async function placeOrder(log: Log, n: number, total: number): Promise<number> {
+  const [event] = await appendOk(log, [action(['order', n], [{ op: 'add', path: '/total', value: total }])]);
+  return event?.seq as number;
+}
+
 /** Polls `probe` until it returns true or `deadlineMs` passes; returns the time it took, or undefined. */
 export async function waitFor(probe: () => Promise<boolean>, deadlineMs: number, everyMs = 5): Promise<number | undefined> {
   const start = performance.now();
@@ -214,4 +227,32 @@ export async function waitFor(probe: () => Promise<boolean>, deadlineMs: number,
     if (performance.now() - start > deadlineMs) return undefined;
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
+}
+
+/**
+ * Follows a projection of `log` until it holds order 1, stops, then appends order 2 through
+ * `log` and has `appendElsewhere` append order 3 (total 30) from elsewhere (another log on the
+ * store, another process): neither may reach the projection, and stopping again is harmless.
+ */
+export async function expectStopEndsFollowing(log: Log, appendElsewhere: () => Promise<void>): Promise<void> {
+  const orders = log.projection('orders');
+  const stop = orders.follow();
+  try {
+    await placeOrder(log, 1, 10);
+    expect(await waitFor(async () => (await orders.position()) === 1, FOLLOW_DEADLINE_MS)).toBeDefined();
+  } finally {
+    await stop();
+  }
+  expect(await orders.position()).toBe(1);
+
+  await placeOrder(log, 2, 20);
+  await appendElsewhere();
+  // Several poll periods later, nothing moved.
+  await sleep(300);
+  expect(await log.head()).toBe(3);
+  expect(await orders.position()).toBe(1);
+  expect(await entriesOf(orders)).toEqual([[['order', 1], { total: 10 }]]);
+  // Stopping again is harmless; a catch-up still works by hand.
+  await stop();
+  expect(await orders.catchUp()).toEqual({ from: 2, to: 3, actions: 2, replayed: 0 });
 }

@@ -4,25 +4,51 @@ import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { openLog, type Identity, type Log, type NewAction, type NewEffect, type OpenLogOptions, type Operation } from '../../src/index.ts';
 
+/** What a test chooses when it opens a log: everything but where the store is. */
+export type LogOptions = Omit<OpenLogOptions, 'path' | 'engine'>;
+
+/** A log on a fresh store, and a way to open more logs on that same store. */
+export interface TempLog {
+  log: Log;
+  /** Opens another log on the same store (it may be open at the same time); closed after the test. */
+  reopen(options?: LogOptions): Promise<Log>;
+}
+
 const cleanups: (() => Promise<void>)[] = [];
 
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()?.();
 });
 
+/** Runs `cleanup` after the test; the cleanups of one test run last registered first. */
+export function afterTest(cleanup: () => Promise<void>): void {
+  cleanups.push(cleanup);
+}
+
 /** A fresh directory removed after the test. */
 export function tempDir(prefix = 'coherence-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  afterTest(async () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
-/** A log on a fresh store, closed and removed after the test. */
-export async function tempLog(options: Omit<OpenLogOptions, 'path'> = {}): Promise<{ log: Log; path: string }> {
+/**
+ * A log opened by `open` on a store the caller made fresh (and removes after the test), with
+ * `reopen` opening more on it; every log opened is closed after the test, before the store goes.
+ */
+export async function tempLogOn(open: (options: LogOptions) => Promise<Log>, options: LogOptions = {}): Promise<TempLog> {
+  const reopen = async (more: LogOptions = {}) => {
+    const log = await open(more);
+    afterTest(() => log.close());
+    return log;
+  };
+  return { log: await reopen(options), reopen };
+}
+
+/** A log on a fresh LMDB store in a temporary directory, closed and removed after the test. */
+export async function tempLog(options: LogOptions = {}): Promise<TempLog & { path: string }> {
   const path = tempDir();
-  const log = await openLog({ ...options, path });
-  cleanups.push(() => log.close());
-  return { log, path };
+  return { ...(await tempLogOn((more) => openLog({ ...more, path }), options)), path };
 }
 
 /** An action event with sensible defaults. */

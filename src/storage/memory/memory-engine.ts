@@ -158,8 +158,9 @@ class MemoryView implements WriteView {
 }
 
 function writeEvents(store: MemoryStore, rows: readonly EventRow[]): void {
-  for (const row of rows) {
-    if (row.seq !== store.events.length + 1) throw new Error(`memory engine: expected seq ${store.events.length + 1}, got ${row.seq}`);
+  for (const [i, row] of rows.entries()) {
+    const expected = store.events.length + 1 + i;
+    if (row.seq !== expected) throw new Error(`memory engine: expected seq ${expected}, got ${row.seq}`);
   }
   for (const row of rows) {
     store.events.push(copy(row.record));

@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { openLog, type Identity, type Log, type NewEvent, type Operation, type Projection, type ProjectionOptions } from '../src/index.ts';
-import { appendOk, applyAsUnit, entriesOf, foldByHand, newMasterKey, sorted, statesOf } from './support/projection-fixtures.ts';
-import { action, effect, tempDir } from './support/temp-log.ts';
+import type { Identity, Log, NewEvent, Operation, Projection, ProjectionOptions } from '../../src/index.ts';
+import { appendOk, applyAsUnit, entriesOf, foldByHand, newMasterKey, sorted, statesOf } from '../support/projection-fixtures.ts';
+import { action, effect } from '../support/temp-log.ts';
+import type { TestEngine } from './describe-engine.ts';
 
 const clock = () => new Date('2024-05-01T12:00:00.000Z');
 const AGGREGATES: Identity[] = [['account', 1], ['account', 2], ['user', 'ann'], ['user', 'ben']];
@@ -139,8 +140,8 @@ function subjects(from: number): Subject[] {
 
 // ---- running the steps ---------------------------------------------------------------------------
 
-async function run(steps: Step[], from: number): Promise<void> {
-  const log = await openLog({ path: tempDir(), masterKey: newMasterKey(), clock, redact: ({ path: at }) => `<erased ${at}>` });
+async function run(engine: TestEngine, steps: Step[], from: number): Promise<void> {
+  const { log } = await engine.tempLog({ masterKey: newMasterKey(), clock, redact: ({ path: at }) => `<erased ${at}>` });
   try {
     const generation = Array<number>(KEYS).fill(0);
     const keyOf = (index: number): Identity => ['key', `k${index}.${generation[index]}`];
@@ -196,38 +197,40 @@ async function run(steps: Step[], from: number): Promise<void> {
   }
 }
 
-describe('projections of random logs with random effects', () => {
-  it('give, caught up in random chunks, the same states as one rebuild and as folding each aggregate by hand', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 20 }), fc.integer({ min: 1, max: 12 }), run),
-      { numRuns: 25 },
-    );
-  });
+export function projectionProperties(engine: TestEngine): void {
+  describe('projections of random logs with random effects', () => {
+    it('give, caught up in random chunks, the same states as one rebuild and as folding each aggregate by hand', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 20 }), fc.integer({ min: 1, max: 12 }), (steps, from) => run(engine, steps, from)),
+        { numRuns: 25 },
+      );
+    });
 
-  it('forget every shredded value: no state holds a value encrypted under a destroyed key', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.array(fc.stringMatching(/^[a-z0-9]{1,6}$/), { minLength: 1, maxLength: 6 }), fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }), async (names, shredded) => {
-        const log = await openLog({ path: tempDir(), masterKey: newMasterKey(), clock });
-        try {
-          const projection = log.projection('people');
-          await projection.catchUp();
-          const secrets = names.map((name, i) => `secret-${i}-${name}-${'z'.repeat(8)}`);
-          for (const [i, secret] of secrets.entries()) {
-            await appendOk(log, [action(['person', i], [{ op: 'add', path: '/secret', value: secret }, { op: 'add', path: '/n', value: i }], { encrypt: { key: ['key', i], paths: ['/secret'] } })]);
-            if (i % 2 === 0) await projection.catchUp();
+    it('forget every shredded value: no state holds a value encrypted under a destroyed key', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.stringMatching(/^[a-z0-9]{1,6}$/), { minLength: 1, maxLength: 6 }), fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }), async (names, shredded) => {
+          const { log } = await engine.tempLog({ masterKey: newMasterKey(), clock });
+          try {
+            const projection = log.projection('people');
+            await projection.catchUp();
+            const secrets = names.map((name, i) => `secret-${i}-${name}-${'z'.repeat(8)}`);
+            for (const [i, secret] of secrets.entries()) {
+              await appendOk(log, [action(['person', i], [{ op: 'add', path: '/secret', value: secret }, { op: 'add', path: '/n', value: i }], { encrypt: { key: ['key', i], paths: ['/secret'] } })]);
+              if (i % 2 === 0) await projection.catchUp();
+            }
+            for (const [i] of secrets.entries()) if (shredded[i] === true) await log.keys.shred(['key', i]);
+            await projection.catchUp();
+            const everything = JSON.stringify(await entriesOf(projection));
+            for (const [i, secret] of secrets.entries()) {
+              expect(everything.includes(secret)).toBe(shredded[i] !== true);
+              expect(await projection.get(['person', i])).toEqual({ secret: shredded[i] === true ? null : secret, n: i });
+            }
+          } finally {
+            await log.close();
           }
-          for (const [i] of secrets.entries()) if (shredded[i] === true) await log.keys.shred(['key', i]);
-          await projection.catchUp();
-          const everything = JSON.stringify(await entriesOf(projection));
-          for (const [i, secret] of secrets.entries()) {
-            expect(everything.includes(secret)).toBe(shredded[i] !== true);
-            expect(await projection.get(['person', i])).toEqual({ secret: shredded[i] === true ? null : secret, n: i });
-          }
-        } finally {
-          await log.close();
-        }
-      }),
-      { numRuns: 10 },
-    );
+        }),
+        { numRuns: 10 },
+      );
+    });
   });
-});
+}

@@ -1,0 +1,4 @@
+import { describeEngine } from './describe-engine.ts';
+import { lmdb } from './engines.ts';
+
+describeEngine(lmdb);
