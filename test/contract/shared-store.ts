@@ -3,7 +3,7 @@
  * logs open at once see each other; a log closed and opened again sees what was written.
  */
 import { describe, expect, it } from 'vitest';
-import type { AppendResult, Identity, Log, LogEvent } from '../../src/index.ts';
+import { MissingMasterKeyError, type AppendResult, type Identity, type Log, type LogEvent } from '../../src/index.ts';
 import { appendOk, encrypted, newMasterKey, patchOf } from '../support/crypto-fixtures.ts';
 import { entriesOf } from '../support/projection-fixtures.ts';
 import { action, allEvents } from '../support/temp-log.ts';
@@ -112,8 +112,12 @@ export function sharedStore(engine: TestEngine): void {
       expect(await customers.catchUp()).toEqual({ from: shred.seq, to: shred.seq, actions: 0, replayed: 1 });
       expect(await customers.get(alice)).toEqual({ email: null });
       expect(await customers.get(bob)).toEqual({ email: 'bob@example.com' });
-      // The other log sees the same stored projection, caught up.
-      expect(await entriesOf(keystore.projection('customers'))).toEqual(await entriesOf(customers));
+      // Another log with the master key sees the same stored projection, caught up; without it, a
+      // state sealed under a live key cannot be opened, as a value under one cannot be decrypted.
+      const reader = await reopen({ masterKey, clock });
+      expect(await entriesOf(reader.projection('customers'))).toEqual(await entriesOf(customers));
+      await expect(keystore.projection('customers').get(bob)).rejects.toBeInstanceOf(MissingMasterKeyError);
+      expect(await keystore.projection('customers').get(alice)).toEqual({ email: null });
     });
   });
 
