@@ -11,6 +11,10 @@ export type { EngineKind } from './storage/engine.ts';
 export type { Duration, KeyInfo, Keys } from './keys/keys.ts';
 export type { Envelope } from './crypto/envelope.ts';
 export type { CatchUpResult, Projection, ProjectionOptions } from './projections/projection.ts';
+export { decider } from './commands/decider.ts';
+export type { DecideContext, Decider, Intent, States } from './commands/decider.ts';
+export { createCommandService } from './commands/command-service.ts';
+export type { CommandResult, CommandService, CommandServiceOptions, ExecuteOptions, RetryOptions } from './commands/command-service.ts';
 export { isActionEvent } from './model/types.ts';
 export type {
   Action,
@@ -34,6 +38,7 @@ export type {
 } from './model/types.ts';
 export {
   CoherenceError,
+  CommandError,
   CorruptLogError,
   InvalidArgumentError,
   InvalidEventError,
@@ -41,6 +46,7 @@ export {
   LogClosedError,
   MissingMasterKeyError,
   ProjectionError,
+  RejectedError,
   StoreInUseError,
   UnsupportedFormatError,
   WrongMasterKeyError,
