@@ -2,6 +2,8 @@
  * Deciders and the command service (SPEC 10): one head for all states, deciding again after a
  * race, the actor's base, rejections, bugs and bad intents, options.
  */
+import { join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   CoherenceError,
@@ -23,7 +25,8 @@ import {
 } from '../src/index.ts';
 import { backoffDelay } from '../src/commands/command-service.ts';
 import { applyPatchAtomic } from '../src/model/fold.ts';
-import { action, allEvents, tempLog } from './support/temp-log.ts';
+import { spawnChild } from './support/child-process.ts';
+import { action, allEvents, tempDir, tempLog } from './support/temp-log.ts';
 
 const alice: Identity = ['user', 'alice'];
 const clock = () => new Date('2025-03-01T10:00:00.000Z');
@@ -531,5 +534,35 @@ describe('arguments', () => {
     const { log, commands } = await service([counter()]);
     await log.close();
     expect(await rejection(commands.execute('increment', { id: 1 }, as))).toMatchObject({ code: 'LOG_CLOSED' });
+  });
+});
+
+describe('across processes', () => {
+  it('loses no update: of concurrent executes from several processes on one counter, without a base, the count equals the ok results', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({ children: fc.integer({ min: 2, max: 3 }), executes: fc.integer({ min: 10, max: 30 }), inFlight: fc.integer({ min: 1, max: 4 }), attempts: fc.integer({ min: 1, max: 4 }) }),
+        async ({ children, executes, inFlight, attempts }) => {
+          const path = join(tempDir(), 'store');
+          const writers = Array.from({ length: children }, () => spawnChild('command-child.ts', [path, String(executes), String(inFlight), String(attempts)]));
+          for (const writer of writers) expect(await writer.line()).toBe('ready');
+          for (const writer of writers) writer.send('go');
+          const reports = await Promise.all(writers.map(async (writer) => JSON.parse(await writer.line()) as { ok: number; conflict: number; other: number; attempts: number[] }));
+          for (const writer of writers) expect((await writer.exited).code).toBe(0);
+
+          const ok = reports.reduce((sum, r) => sum + r.ok, 0);
+          expect(reports.reduce((sum, r) => sum + r.ok + r.conflict, 0)).toBe(children * executes);
+          expect(reports.every((r) => r.other === 0 && r.attempts.every((a) => a >= 1 && a <= attempts))).toBe(true);
+          const log = await openLog({ path });
+          try {
+            expect((await log.state(['counter', 'shared'])).state).toEqual(ok === 0 ? {} : { n: ok });
+            expect(await log.head()).toBe(ok);
+          } finally {
+            await log.close();
+          }
+        },
+      ),
+      { numRuns: 4 },
+    );
   });
 });
