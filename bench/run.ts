@@ -15,6 +15,7 @@ import { appendConcurrent } from './append-concurrent.ts';
 import { appendDurable } from './append-durable.ts';
 import { appendLatency, PROBES } from './append-latency.ts';
 import { appendStages } from './append-stages.ts';
+import { commandBenches } from './commands.ts';
 import { encryptedAppend } from './encrypted-append.ts';
 import { encryptedRead } from './encrypted-read.ts';
 import { projectionBenches } from './projection-catchup.ts';
@@ -34,6 +35,7 @@ const BENCHES: readonly Bench[] = [
   encryptedAppend,
   encryptedRead,
   ...projectionBenches,
+  ...commandBenches,
 ];
 
 /** A bad command line: reported as one line, exit code 2. */
