@@ -27,6 +27,7 @@ import { backoffDelay } from '../src/commands/command-service.ts';
 import { applyPatchAtomic } from '../src/model/fold.ts';
 import { spawnChild } from './support/child-process.ts';
 import { action, allEvents, tempDir, tempLog } from './support/temp-log.ts';
+import { rejection } from './support/crypto-fixtures.ts';
 
 const alice: Identity = ['user', 'alice'];
 const clock = () => new Date('2025-03-01T10:00:00.000Z');
@@ -66,15 +67,6 @@ async function foldAt(log: Log, aggregate: Identity, head: number): Promise<unkn
     if ('action' in event && JSON.stringify(event.action.aggregate) === JSON.stringify(aggregate)) state = applyPatchAtomic(state, event.action.patch);
   }
   return state;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('reading and deciding', () => {

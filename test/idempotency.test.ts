@@ -8,20 +8,12 @@ import { createCommandService, InvalidArgumentError, openLog, type Log, type Log
 import { spawnChild } from './support/child-process.ts';
 import { actor, deciders } from './support/command-fixtures.ts';
 import { action, allEvents, tempDir, tempLog } from './support/temp-log.ts';
+import { rejection } from './support/crypto-fixtures.ts';
 
 const as = { actor, source: 'test' };
 const increment = (value = 1) => action(['counter', 'shared'], [{ op: 'add', path: '/n', value }]);
 /** An event as it looks once printed as JSON and parsed back. */
 const asJson = (events: LogEvent[]): unknown => JSON.parse(JSON.stringify(events));
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
 
 async function commandsOn(log: Log) {
   return createCommandService(log, { deciders, retry: { minDelayMs: 0, maxDelayMs: 0 } });

@@ -12,21 +12,13 @@ import { CommandError, createCommandService, decider, InvalidArgumentError, Inva
 import { deciderSpec, openTestLog } from '../src/testing/index.ts';
 import * as testing from '../src/testing/index.ts';
 import { reserve } from './support/deciders.ts';
+import { rejection } from './support/crypto-fixtures.ts';
 
 const book = ['book', 'N'] as ['book', string];
 const oneCopy = [{ aggregate: book, patch: [{ op: 'add' as const, path: '/copies', value: 1 }, { op: 'add' as const, path: '/holds', value: {} }] }];
 const reserved = (copies: number, user = 'alice'): Intent[] => [
   { aggregate: book, reason: 'reserved', patch: [{ op: 'replace', path: '/copies', value: copies }, { op: 'add', path: `/holds/${user}`, value: true }] },
 ];
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
 
 const testDirs = () => readdirSync(tmpdir()).filter((name) => name.startsWith('coherence-test-'));
 
