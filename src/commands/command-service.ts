@@ -26,7 +26,7 @@ export interface RetryOptions {
 
 /** Options of {@link createCommandService}. */
 export interface CommandServiceOptions {
-  /** The deciders `execute` runs, by name (names unique). */
+  /** The deciders `execute` runs, by name (names unique); each may take its own command type. */
   deciders: readonly Decider<never>[];
   /** Retries after a conflict (see {@link RetryOptions}). */
   retry?: RetryOptions;
