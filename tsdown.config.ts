@@ -19,6 +19,7 @@ import { defineConfig, type UserConfig } from 'tsdown';
  */
 const entries: Record<string, string> = {
   index: 'src/index.ts',
+  testing: 'src/testing/index.ts',
 };
 
 const common = {

@@ -16,6 +16,7 @@ import { appendDurable } from './append-durable.ts';
 import { appendLatency, PROBES } from './append-latency.ts';
 import { appendStages } from './append-stages.ts';
 import { cliStartup } from './cli-startup.ts';
+import { commandBenches } from './commands.ts';
 import { encryptedAppend } from './encrypted-append.ts';
 import { encryptedRead } from './encrypted-read.ts';
 import { projectionBenches } from './projection-catchup.ts';
@@ -38,6 +39,7 @@ const BENCHES: readonly Bench[] = [
   ...projectionBenches,
   snapshots,
   cliStartup,
+  ...commandBenches,
 ];
 
 /** A bad command line: reported as one line, exit code 2. */

@@ -12,7 +12,9 @@ export type CoherenceErrorCode =
   | 'UNSUPPORTED_FORMAT'
   | 'STORE_IN_USE'
   | 'PROJECTION_FAILED'
-  | 'UPCAST_FAILED';
+  | 'UPCAST_FAILED'
+  | 'REJECTED'
+  | 'COMMAND_FAILED';
 
 /**
  * Base class of every error coherence throws. Catch it to catch them all; switch on `code`,
@@ -46,8 +48,12 @@ export class InvalidEventError extends CoherenceError {
   /** Property path inside that event, such as `action.patch[0].path`. */
   readonly path: string;
 
-  constructor(index: number, path: string, expectation: string, options?: { cause?: unknown }) {
-    super('INVALID_EVENT', `events[${index}]${path === '' ? '' : '.'}${path}: ${expectation}`, options);
+  /**
+   * @param options.list - what the message calls the batch, `events` unless given (the command
+   *   service names the decider's intents: `decider "reserve": intents`).
+   */
+  constructor(index: number, path: string, expectation: string, options?: { cause?: unknown; list?: string }) {
+    super('INVALID_EVENT', `${options?.list ?? 'events'}[${index}]${path === '' ? '' : '.'}${path}: ${expectation}`, options);
     this.index = index;
     this.path = path;
   }
@@ -200,5 +206,52 @@ export class UpcastError extends CoherenceError {
     super('UPCAST_FAILED', `event ${seq}: the upcaster of "${kind}" ${problem}`, cause === undefined ? undefined : { cause });
     this.kind = kind;
     this.seq = seq;
+  }
+}
+
+/**
+ * Thrown by a decider's `decide` to refuse a command; the command service turns it into a
+ * `rejected` result (nothing is written), so callers of `execute` never see it thrown.
+ *
+ * @example
+ * decide(command, states) {
+ *   const book = states.get(['book', command.isbn]) as { copies?: number };
+ *   if ((book.copies ?? 0) === 0) throw new RejectedError('no-copies', { isbn: command.isbn });
+ *   return [...];
+ * }
+ */
+export class RejectedError extends CoherenceError {
+  /** Why the command was refused: a short, stable word for programs (`'no-copies'`). */
+  readonly reason: string;
+  /** Anything the caller should know about the refusal (JSON-like, for clients). */
+  readonly details: unknown;
+
+  /** @throws InvalidArgumentError when `reason` is not a non-empty string. */
+  constructor(reason: string, details?: unknown) {
+    if (typeof reason !== 'string' || reason.length === 0) {
+      throw new InvalidArgumentError(`reason: expected a non-empty string, got ${typeof reason === 'string' ? 'an empty string' : typeof reason}`);
+    }
+    super('REJECTED', `rejected: ${reason}`);
+    this.reason = reason;
+    this.details = details;
+  }
+}
+
+/**
+ * A decider failed with something other than a {@link RejectedError}: a bug in the decider (its
+ * `aggregates` or `decide` threw, or `decide` returned something that is not a list of intents).
+ * Nothing was written; the original error is the `cause`.
+ *
+ * @example
+ * try { await commands.execute('reserve', command, { actor, source: 'web' }); }
+ * catch (e) { if (e instanceof CommandError) console.error(e.decider, e.cause); }
+ */
+export class CommandError extends CoherenceError {
+  /** The name of the decider that failed. */
+  readonly decider: string;
+
+  constructor(decider: string, cause: unknown, message?: string) {
+    super('COMMAND_FAILED', `decider "${decider}" failed: ${message ?? (cause instanceof Error ? cause.message : String(cause))}`, { cause });
+    this.decider = decider;
   }
 }

@@ -12,6 +12,10 @@ export type { KindSchema } from './model/schemas.ts';
 export type { Duration, KeyInfo, Keys } from './keys/keys.ts';
 export type { Envelope } from './crypto/envelope.ts';
 export type { CatchUpResult, Projection, ProjectionOptions } from './projections/projection.ts';
+export { decider } from './commands/decider.ts';
+export type { DecideContext, Decider, Intent, States } from './commands/decider.ts';
+export { createCommandService } from './commands/command-service.ts';
+export type { CommandResult, CommandService, CommandServiceOptions, ExecuteOptions, RetryOptions } from './commands/command-service.ts';
 export { isActionEvent } from './model/types.ts';
 export type {
   Action,
@@ -35,6 +39,7 @@ export type {
 } from './model/types.ts';
 export {
   CoherenceError,
+  CommandError,
   CorruptLogError,
   InvalidArgumentError,
   InvalidEventError,
@@ -42,6 +47,7 @@ export {
   LogClosedError,
   MissingMasterKeyError,
   ProjectionError,
+  RejectedError,
   StoreInUseError,
   UnsupportedFormatError,
   UpcastError,

@@ -67,6 +67,20 @@ describe.concurrent('examples', () => {
     expect(run.stdout).toContain('Intro: "Hello! Welcome to the bookshop. Ask us anything."');
   });
 
+  it('library: a race decided again, a loan limit, no copy lent twice, a return sent twice taking effect once', async () => {
+    const run = await runExample('library');
+    expectSuccess(run);
+    expect(run.stdout).toMatch(/Alice and Bob reserve Neuromancer at once: alice ok #\d+, #\d+ \(\d attempts?\), bob ok #\d+, #\d+ \(\d attempts?\)/);
+    expect(run.stdout).toMatch(/\(2 attempts\)/);
+    expect(run.stdout).toMatch(/The service met (alice|bob)'s loan in (bob|alice)'s way and decided \2's reservation again/);
+    expect(run.stdout).toContain('Neuromancer: 2 of 2 copies on loan');
+    expect(run.stdout).toContain('Alice reserves Solaris: rejected (limit-reached {"loans":2,"limit":2})');
+    expect(run.stdout).toContain('Bob reserves Dune: rejected (no-copies {"copies":1})');
+    expect(run.stdout).toMatch(/Alice returns Dune: ok #(\d+), #(\d+) \(1 attempt\)\nThe desk sends the return again under the same key: duplicate: nothing written, the events of the first were #\1, #\2/);
+    expect(run.stdout).toContain('Dune: 0 of 1 on loan; alice holds 1 loan(s)');
+    expect(run.stdout).toContain('verify: ok, 13 events');
+  });
+
   it('live-projection: the followed projection shows what another process appends, then stops', async () => {
     const run = await runExample('live-projection');
     expectSuccess(run);
