@@ -17,7 +17,7 @@ import { openLog, type Identity, type Log, type NewAction } from '../src/index.t
 import { decodeKeyRecord, isLive } from '../src/crypto/key-record.ts';
 import { deriveKek, unwrapKey } from '../src/crypto/key-wrap.ts';
 import { openValue } from '../src/crypto/envelope.ts';
-import { decodeBody, type ActionBody } from '../src/log/record.ts';
+import { decodeBody, encryptionKeysOf, type ActionBody } from '../src/log/record.ts';
 import {
   assertOk, buildStore, closeRawStore, emit, fixedClock, makeTempDir, note, now, openRawStore, removeAllDirs, removeDir, round, text, WORDS,
   type Bench, type BenchContext, type BuiltStore,
@@ -214,7 +214,7 @@ export async function rawDecryptPass(path: string): Promise<RawPass & { values: 
       const body = decodeBody(value, seq);
       events++;
       if (body[0] !== 0) continue;
-      const keyId = (body as ActionBody)[8] ?? undefined;
+      const keyId = encryptionKeysOf(body)?.[0];
       for (const op of (body as ActionBody)[6]) {
         const operand = op[2];
         if (!(operand instanceof Uint8Array) || keyId === undefined) continue;

@@ -12,21 +12,34 @@ import { randomBytes } from 'node:crypto';
 import { CorruptLogError } from '../errors.ts';
 import type { Identity } from '../model/types.ts';
 import { packr } from '../model/msgpack.ts';
+import { openBytes, sealBytes } from './seal.ts';
 
 const ENVELOPE_VERSION = 1;
+/** A value sealed under several keys together (coherence's own process states): see seal.ts. */
+const SEALED_ENVELOPE_VERSION = 2;
 const NONCE_BYTES = 24;
+const SALT_BYTES = 32;
 const textEncoder = new TextEncoder();
 
 /**
- * How `read({ raw: true })` shows an encrypted value: the stored bytes, base64, with the key
- * they need. It carries no plaintext.
+ * How `read({ raw: true })` shows an encrypted value: the stored bytes, base64, with the key(s)
+ * they need. It carries no plaintext. Values appended with `encrypt: { key }` are
+ * `xchacha20-poly1305` envelopes; coherence's own process states, folded from values under
+ * several keys, are `sealed` under all of them.
  */
-export interface Envelope {
-  envelope: 'xchacha20-poly1305';
-  key: Identity;
-  /** base64 of version, nonce, ciphertext and tag, as stored. */
-  data: string;
-}
+export type Envelope =
+  | {
+      envelope: 'xchacha20-poly1305';
+      key: Identity;
+      /** base64 of version, nonce, ciphertext and tag, as stored. */
+      data: string;
+    }
+  | {
+      envelope: 'sealed';
+      keys: Identity[];
+      /** base64 of version, salt, ciphertext and tag, as stored. */
+      data: string;
+    };
 
 function associatedData(aggregate: Identity, path: string, key: Identity): Uint8Array {
   return textEncoder.encode(`coherence/value/v1\u0000${JSON.stringify([aggregate, path, key])}`);
@@ -65,7 +78,37 @@ export function openValue(envelope: Uint8Array, key: Uint8Array, keyId: Identity
   return packr.unpack(plaintext);
 }
 
-/** The raw form of an envelope. */
-export function toEnvelope(envelope: Uint8Array, keyId: Identity): Envelope {
-  return { envelope: 'xchacha20-poly1305', key: keyId, data: Buffer.from(envelope).toString('base64') };
+function sealedAssociatedData(aggregate: Identity, path: string, keys: readonly Identity[]): Uint8Array {
+  return textEncoder.encode(`coherence/value/v2\u0000${JSON.stringify([aggregate, path, keys])}`);
+}
+
+/**
+ * Encrypts one JSON value under several keys at once (`materials` in the order of `keyIds`):
+ * it opens only while every one of them exists. `salt` is fresh for the value.
+ */
+export function sealValueUnderAll(value: unknown, materials: readonly Uint8Array[], keyIds: readonly Identity[], aggregate: Identity, path: string, salt: Uint8Array): Uint8Array {
+  const sealed = sealBytes(packr.pack(value), materials, salt, sealedAssociatedData(aggregate, path, keyIds));
+  const envelope = new Uint8Array(1 + SALT_BYTES + sealed.length);
+  envelope[0] = SEALED_ENVELOPE_VERSION;
+  envelope.set(salt, 1);
+  envelope.set(sealed, 1 + SALT_BYTES);
+  return envelope;
+}
+
+/**
+ * Decrypts what {@link sealValueUnderAll} sealed.
+ * @throws CorruptLogError when it fails authentication.
+ */
+export function openValueUnderAll(envelope: Uint8Array, materials: readonly Uint8Array[], keyIds: readonly Identity[], aggregate: Identity, path: string, seq: number): unknown {
+  if (envelope[0] !== SEALED_ENVELOPE_VERSION || envelope.length < 1 + SALT_BYTES + 16) {
+    throw new CorruptLogError(`event ${seq}: the encrypted value at ${path} is not a sealed envelope`);
+  }
+  const plain = openBytes(envelope.subarray(1 + SALT_BYTES), materials, envelope.subarray(1, 1 + SALT_BYTES), sealedAssociatedData(aggregate, path, keyIds), `event ${seq}: the encrypted value at ${path}`);
+  return packr.unpack(plain);
+}
+
+/** The raw form of an envelope under `keyIds` (one key: xchacha20-poly1305; several: sealed). */
+export function toEnvelope(envelope: Uint8Array, keyIds: readonly Identity[]): Envelope {
+  const data = Buffer.from(envelope).toString('base64');
+  return keyIds.length === 1 ? { envelope: 'xchacha20-poly1305', key: keyIds[0] as Identity, data } : { envelope: 'sealed', keys: [...keyIds], data };
 }

@@ -4,7 +4,8 @@
 import { parsePointer } from '../model/json-pointer.ts';
 import type { Identity } from '../model/types.ts';
 import { identityKey, type PreparedAction, type PreparedEvent } from '../model/validate.ts';
-import { drawNonces, sealValue } from './envelope.ts';
+import { drawNonces, sealValue, sealValueUnderAll } from './envelope.ts';
+import { drawSalts } from './seal.ts';
 
 function startsWith(path: readonly string[], prefix: readonly string[]): boolean {
   if (prefix.length > path.length) return false;
@@ -37,8 +38,13 @@ function encryptedOperations(action: PreparedAction): number[] {
 /** The distinct keys a batch encrypts with. */
 export function batchKeys(events: readonly PreparedEvent[]): Identity[] {
   const keys = new Map<string, Identity>();
-  for (const event of events) if (event.type === 'action' && event.encrypt !== undefined) keys.set(identityKey(event.encrypt.key), event.encrypt.key);
+  for (const event of events) if (event.type === 'action') for (const key of event.encrypt?.keys ?? []) keys.set(identityKey(key), key);
   return [...keys.values()];
+}
+
+/** The keys of an action in their stored order: as given for one, sorted for several. */
+export function actionKeys(keys: readonly Identity[]): Identity[] {
+  return keys.length === 1 ? [...keys] : [...keys].sort((a, b) => (identityKey(a) < identityKey(b) ? -1 : identityKey(a) > identityKey(b) ? 1 : 0));
 }
 
 /**
@@ -52,13 +58,16 @@ export function sealBatch(events: readonly PreparedEvent[], keys: ReadonlyMap<st
   return events.map((event, e) => {
     const plan = plans[e] as number[];
     if (event.type !== 'action' || event.encrypt === undefined || plan.length === 0) return undefined;
-    const keyId = event.encrypt.key;
-    const key = (keys.get(identityKey(keyId)) as { key: Uint8Array }).key;
+    const keyIds = actionKeys(event.encrypt.keys);
+    const materials = keyIds.map((id) => (keys.get(identityKey(id)) as { key: Uint8Array }).key);
+    const salts = keyIds.length === 1 ? [] : drawSalts(plan.length);
     const values: unknown[] = event.patch.map((op) => ('value' in op ? op.value : undefined));
-    for (const i of plan) {
+    plan.forEach((i, n) => {
       const op = event.patch[i] as { path: string; value: unknown };
-      values[i] = sealValue(op.value, key, keyId, event.aggregate, op.path, nonces, drawn++);
-    }
+      values[i] = keyIds.length === 1
+        ? sealValue(op.value, materials[0] as Uint8Array, keyIds[0] as Identity, event.aggregate, op.path, nonces, drawn++)
+        : sealValueUnderAll(op.value, materials, keyIds, event.aggregate, op.path, salts[n] as Buffer);
+    });
     return values;
   });
 }

@@ -8,13 +8,13 @@
 import { InvalidEventError } from '../errors.ts';
 import { batchKeys, sealBatch } from '../crypto/seal-batch.ts';
 import { expiryAfter } from '../model/duration.ts';
-import type { AppendResult, Conflict, Identity, LogEvent } from '../model/types.ts';
+import type { ActionEvent, AppendResult, Conflict, Identity, LogEvent } from '../model/types.ts';
 import { identityKey, prepareAppendOptions, prepareEvents, type PreparedAppendOptions, type PreparedEffect, type PreparedEvent } from '../model/validate.ts';
 import type { EventRow, KeyRow, WriteDecision, WriteRequest, WriteView } from '../storage/engine.ts';
 import { prepareBatchKeys, type BatchKeys } from './batch-keys.ts';
 import type { LogCore } from './log-core.ts';
 import { patchesAreDisjoint } from './merge.ts';
-import { bodyLength, decodeBody, encodeBody, extrasOf, GENESIS_HASH, recordHash, sealRecord, toBody, toLogEvent, type Extras } from './record.ts';
+import { bodyLength, decodeBody, encodeBody, extrasOf, GENESIS_HASH, recordHash, sealRecord, toBody, toLogEvent, type ActionBody, type Extras } from './record.ts';
 import { upcast } from './upcast.ts';
 import { versionOf, type Schemas } from '../model/schemas.ts';
 
@@ -22,6 +22,14 @@ import { versionOf, type Schemas } from '../model/schemas.ts';
 export interface EncodedEvent {
   prepared: PreparedEvent;
   record: Buffer;
+  /** The conflicts an action was let through with, as recorded in its extras. */
+  settled?: Settled;
+}
+
+/** What an action resolved and what the merge let through, when anything. */
+interface Settled {
+  resolved: number[] | undefined;
+  merged: number[] | undefined;
 }
 
 /**
@@ -42,18 +50,21 @@ export function encodeEvents(prepared: readonly PreparedEvent[], maxEventBytes: 
 }
 
 /** What the caller sees of an event once it has a seq (plaintext values). */
-function toPublicEvent(event: PreparedEvent, seq: number): LogEvent {
+function toPublicEvent(event: PreparedEvent, seq: number, settled?: Settled): LogEvent {
   const timestamp = new Date(event.timestamp);
   if (event.type === 'effect') {
     return { seq, timestamp, source: event.source, effect: { reason: event.reason, trigger: event.trigger } };
   }
-  return {
+  const action: ActionEvent = {
     seq,
     timestamp,
     source: event.source,
     action: { reason: event.reason, actor: event.actor, aggregate: event.aggregate, patch: event.patch },
     triggers: event.triggers,
   };
+  if (settled?.resolved !== undefined) action.resolved = settled.resolved;
+  if (settled?.merged !== undefined) action.merged = settled.merged;
+  return action;
 }
 
 function distinct(identities: Iterable<Identity>): Identity[] {
@@ -79,10 +90,10 @@ export function eventRows(view: WriteView, batch: readonly EncodedEvent[]): { ro
   const links = new Map<string, Identity[]>();
   const rows: EventRow[] = [];
   const events: LogEvent[] = [];
-  batch.forEach(({ prepared, record }, i) => {
+  batch.forEach(({ prepared, record, settled }, i) => {
     const seq = view.head + 1 + i;
     previousHash = sealRecord(record, previousHash);
-    events.push(toPublicEvent(prepared, seq));
+    events.push(toPublicEvent(prepared, seq, settled));
     if (prepared.type === 'action') {
       rows.push({ type: 'action', seq, record, aggregate: prepared.aggregate, triggers: prepared.triggers });
       for (const trigger of prepared.triggers) {
@@ -124,29 +135,41 @@ export type Decided =
   /** A key of the batch was created by another connection meanwhile: encrypt again. */
   | { status: 'stale-keys' };
 
-/** The seqs after `base`, not resolved, that an action on `aggregate` conflicts with, ascending. */
-function conflictingSeqs(view: WriteView, aggregate: Identity, resolved: ReadonlySet<number>): number[] {
+/** The seqs after `base` of stored events an action on `aggregate` runs into, ascending. */
+function touchingSeqs(view: WriteView, aggregate: Identity): readonly number[] {
   const { actions, effects } = view.conflicting(aggregate);
-  const seqs = actions.filter((seq) => !resolved.has(seq));
-  const unresolvedEffects = effects.filter((seq) => !resolved.has(seq));
-  return unresolvedEffects.length === 0 ? seqs : [...seqs, ...unresolvedEffects].sort((a, b) => a - b);
+  return effects.length === 0 ? actions : [...actions, ...effects].sort((a, b) => a - b);
+}
+
+/** What the check found for a batch: its conflicts, and per action what it resolved or merged. */
+interface Checked {
+  conflicts: { ours: number; theirs: number }[];
+  /** By index in the batch: the seqs the action ran into that the caller named as resolved. */
+  resolved: Map<number, number[]>;
+  /** By index in the batch: the seqs the disjoint-paths rule let it through. */
+  merged: Map<number, number[]>;
 }
 
 /**
- * The conflicts of a batch: for each action, every stored event after `base` (not resolved) on
- * its aggregate, in order of ours then theirs; with `disjoint-paths`, action/action conflicts
- * whose patches touch no common location are let through.
+ * The check of a batch: for each action, every stored event after `base` on its aggregate is a
+ * conflict (in order of ours then theirs) unless the caller resolved it or, with
+ * `disjoint-paths`, an action whose patch touches no common location.
  */
-function findConflicts(view: WriteView, batch: readonly EncodedEvent[], options: PreparedAppendOptions, headSeq: number, schemas: Schemas): { ours: number; theirs: number }[] {
-  const byAggregate = new Map<string, number[]>();
+function checkBatch(view: WriteView, batch: readonly EncodedEvent[], options: PreparedAppendOptions, headSeq: number, schemas: Schemas): Checked {
+  const byAggregate = new Map<string, readonly number[]>();
   const theirs = new Map<number, LogEvent | undefined>();
-  const conflicts: { ours: number; theirs: number }[] = [];
+  const checked: Checked = { conflicts: [], resolved: new Map(), merged: new Map() };
+  const note = (into: Map<number, number[]>, i: number, seq: number) => into.set(i, [...(into.get(i) ?? []), seq]);
   batch.forEach(({ prepared }, i) => {
     if (prepared.type !== 'action') return;
     const key = identityKey(prepared.aggregate);
     let seqs = byAggregate.get(key);
-    if (seqs === undefined) byAggregate.set(key, (seqs = conflictingSeqs(view, prepared.aggregate, options.resolved)));
+    if (seqs === undefined) byAggregate.set(key, (seqs = touchingSeqs(view, prepared.aggregate)));
     for (const seq of seqs) {
+      if (options.resolved.has(seq)) {
+        note(checked.resolved, i, seq);
+        continue;
+      }
       if (options.merge === 'disjoint-paths') {
         if (!theirs.has(seq)) {
           const record = view.record(seq);
@@ -154,12 +177,35 @@ function findConflicts(view: WriteView, batch: readonly EncodedEvent[], options:
           theirs.set(seq, record === undefined ? undefined : mergeView(record, seq, schemas));
         }
         const event = theirs.get(seq);
-        if (event !== undefined && 'action' in event && patchesAreDisjoint(prepared.patch, event.action.patch)) continue;
+        if (event !== undefined && 'action' in event && patchesAreDisjoint(prepared.patch, event.action.patch)) {
+          note(checked.merged, i, seq);
+          continue;
+        }
       }
-      conflicts.push({ ours: headSeq + 1 + i, theirs: seq });
+      checked.conflicts.push({ ours: headSeq + 1 + i, theirs: seq });
     }
   });
-  return conflicts;
+  return checked;
+}
+
+/**
+ * The batch with the resolved and merged seqs of its actions recorded in their extras (so the
+ * history shows how each conflict was settled); the records of the others are kept as encoded.
+ */
+function withSettlements(batch: readonly EncodedEvent[], checked: Checked): EncodedEvent[] {
+  if (checked.resolved.size === 0 && checked.merged.size === 0) return [...batch];
+  return batch.map((event, i) => {
+    const resolved = checked.resolved.get(i);
+    const merged = checked.merged.get(i);
+    if (resolved === undefined && merged === undefined) return event;
+    const body = decodeBody(event.record, i) as ActionBody;
+    const extras: Extras = { ...extrasOf(body) };
+    if (resolved !== undefined) extras.r = resolved;
+    if (merged !== undefined) extras.m = merged;
+    if (body.length === 8) body.push(null); // no encryption key: its place before the extras
+    body[9] = extras;
+    return { prepared: event.prepared, record: encodeBody(body), settled: { resolved, merged } };
+  });
 }
 
 /**
@@ -186,12 +232,15 @@ export function decideAppend(view: WriteView, batch: readonly EncodedEvent[], op
   // A key shredded since it was read must not gain new ciphertext (that throws); a key another
   // connection created meanwhile means encrypting again under the stored one.
   if (keys !== undefined && !keys.isCurrent(view)) return { result: { status: 'stale-keys' } };
-  const conflicts = options.base < view.head ? findConflicts(view, batch, options, view.head, schemas) : [];
-  if (conflicts.length > 0) {
-    return { result: { status: 'conflict', ours: batch.map(({ prepared }, i) => toPublicEvent(prepared, view.head + 1 + i)), conflicts } };
+  const checked: Checked = options.base < view.head ? checkBatch(view, batch, options, view.head, schemas) : { conflicts: [], resolved: new Map(), merged: new Map() };
+  if (checked.conflicts.length > 0) {
+    // Ours as they would have been stored: with what each resolved or merged past.
+    const ours = batch.map(({ prepared }, i) => toPublicEvent(prepared, view.head + 1 + i, { resolved: checked.resolved.get(i), merged: checked.merged.get(i) }));
+    return { result: { status: 'conflict', ours, conflicts: checked.conflicts } };
   }
-  if (options.dryRun) return { result: { status: 'ok', events: batch.map(({ prepared }, i) => toPublicEvent(prepared, view.head + 1 + i)) } };
-  const { rows, events } = eventRows(view, batch);
+  const settled = withSettlements(batch, checked);
+  if (options.dryRun) return { result: { status: 'ok', events: settled.map((event, i) => toPublicEvent(event.prepared, view.head + 1 + i, event.settled)) } };
+  const { rows, events } = eventRows(view, settled);
   const decision: WriteDecision<Decided> = { result: { status: 'ok', events }, events: rows };
   if (keys !== undefined && keys.rows.length > 0) decision.keys = keys.rows as KeyRow[];
   if (options.idempotencyKey !== undefined) decision.idempotency = { key: options.idempotencyKey, first: view.head + 1, last: view.head + batch.length };

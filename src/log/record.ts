@@ -10,14 +10,16 @@
  * is an encrypted envelope: JSON values never contain binary, so the two cannot be confused.
  * `extras` is a map of what only some events carry: `v`, the schema version of the action's kind
  * when it is not 1; `i`, on the first event of a batch appended with an idempotency key, the
- * key and the batch's length (so the chain covers it). An action with extras but no encryption
+ * key and the batch's length (so the chain covers it); `r` and `m`, the seqs an action ran into
+ * that its author resolved and that the disjoint-paths merge let through. An action with extras but no encryption
  * key has null in that place. Events without extras have exactly the bytes 0.1.0 wrote.
  */
 import { hash } from 'node:crypto';
 import { CorruptLogError } from '../errors.ts';
 import { packr } from '../model/msgpack.ts';
-import type { Identity, LogEvent, Operation } from '../model/types.ts';
+import type { ActionEvent, Identity, LogEvent, Operation } from '../model/types.ts';
 import type { PreparedEvent } from '../model/validate.ts';
+import { actionKeys } from '../crypto/seal-batch.ts';
 
 export const RECORD_FORMAT = 1;
 export const HASH_BYTES = 32;
@@ -35,9 +37,16 @@ export interface Extras {
   v?: number;
   /** On the first event of a keyed batch: the idempotency key and the batch's length. */
   i?: [key: string, count: number];
+  /** The seqs after its base that the action ran into and its author resolved. */
+  r?: number[];
+  /** The seqs after its base whose changes the disjoint-paths merge let it through. */
+  m?: number[];
 }
 
-export type ActionBody = [0, number, string, string, Identity, Identity, StoredOperation[], Identity[], (Identity | null)?, Extras?];
+/** The key an action's values are encrypted under; several (sorted) for values sealed under all. */
+type StoredKeys = Identity | Identity[];
+
+export type ActionBody = [0, number, string, string, Identity, Identity, StoredOperation[], Identity[], (StoredKeys | null)?, Extras?];
 export type EffectBody = [1, number, string, string, Identity, Extras?];
 export type Body = ActionBody | EffectBody;
 
@@ -55,14 +64,19 @@ export function toBody(event: PreparedEvent, values?: readonly unknown[], extras
     return [code, op.path, values === undefined ? op.value : values[i]];
   });
   const body: ActionBody = [0, event.timestamp, event.source, event.reason, event.actor, event.aggregate, ops, event.triggers];
-  if (event.encrypt !== undefined || extras !== undefined) body.push(event.encrypt?.key ?? null);
+  if (event.encrypt !== undefined || extras !== undefined) {
+    const keys = event.encrypt === undefined ? undefined : actionKeys(event.encrypt.keys);
+    body.push(keys === undefined ? null : keys.length === 1 ? (keys[0] as Identity) : keys);
+  }
   if (extras !== undefined) body.push(extras);
   return body;
 }
 
-/** The key an action's values are encrypted under, if any. */
-export function encryptionKeyOf(body: Body): Identity | undefined {
-  return body[0] === 0 ? (body[8] ?? undefined) : undefined;
+/** The keys an action's values are encrypted under (one, or several sealed together), if any. */
+export function encryptionKeysOf(body: Body): Identity[] | undefined {
+  const stored = body[0] === 0 ? body[8] : undefined;
+  if (stored === undefined || stored === null) return undefined;
+  return typeof stored[0] === 'string' ? [stored as Identity] : (stored as Identity[]);
 }
 
 /** The extras of a body (empty when it has none). */
@@ -124,10 +138,10 @@ export function decodeBody(record: Uint8Array, seq: number): Body {
 }
 
 /**
- * Maps the envelopes of one action (binary values, all under `key`) to what the reader may see.
+ * Maps the envelopes of one action (binary values, all under `keys`) to what the reader may see.
  * Returns the function applied to each envelope of the event.
  */
-export type Revealer = (seq: number, aggregate: Identity, key: Identity) => (envelope: Uint8Array, path: string) => unknown;
+export type Revealer = (seq: number, aggregate: Identity, keys: readonly Identity[]) => (envelope: Uint8Array, path: string) => unknown;
 
 /**
  * Turns a body into the public event. `reveal` maps envelopes to what the reader may see;
@@ -138,7 +152,7 @@ export function toLogEvent(seq: number, body: Body, reveal?: Revealer): LogEvent
     return { seq, timestamp: new Date(body[1]), source: body[2], effect: { reason: body[3], trigger: body[4] } };
   }
   const stored = body[6];
-  const key = encryptionKeyOf(body);
+  const keys = encryptionKeysOf(body);
   let open: ((envelope: Uint8Array, path: string) => unknown) | undefined;
   const patch: Operation[] = new Array(stored.length);
   for (let i = 0; i < stored.length; i++) {
@@ -149,20 +163,24 @@ export function toLogEvent(seq: number, body: Body, reveal?: Revealer): LogEvent
     else if (op !== undefined) {
       let value = operand;
       if (operand instanceof Uint8Array && reveal !== undefined) {
-        if (key === undefined) throw new CorruptLogError(`event ${seq}: an encrypted value without its key`);
-        open ??= reveal(seq, body[5], key);
+        if (keys === undefined) throw new CorruptLogError(`event ${seq}: an encrypted value without its key`);
+        open ??= reveal(seq, body[5], keys);
         value = open(operand, path);
       }
       patch[i] = { op, path, value };
     } else throw new CorruptLogError(`event ${seq}: unknown operation code ${code}`);
   }
-  return {
+  const event: ActionEvent = {
     seq,
     timestamp: new Date(body[1]),
     source: body[2],
     action: { reason: body[3], actor: body[4], aggregate: body[5], patch },
     triggers: body[7],
   };
+  const extras = body[9];
+  if (extras?.r !== undefined) event.resolved = extras.r;
+  if (extras?.m !== undefined) event.merged = extras.m;
+  return event;
 }
 
 /** Decodes a record straight to a public event. */

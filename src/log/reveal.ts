@@ -4,14 +4,14 @@
  * the keys a page of events needs are read from the store once per page, right before it is
  * decoded, so a shred that has returned is seen by the next page of every reader.
  */
-import { openValue, toEnvelope } from '../crypto/envelope.ts';
+import { openValue, openValueUnderAll, toEnvelope } from '../crypto/envelope.ts';
 import { decodeKeyRecord, isLive } from '../crypto/key-record.ts';
 import type { Identity, LogEvent } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
 import type { Storage } from '../storage/engine.ts';
 import type { KeyCache } from './key-cache.ts';
 import type { Schemas } from '../model/schemas.ts';
-import { decodeBody, encryptionKeyOf, extrasOf, toLogEvent, type Body, type Revealer } from './record.ts';
+import { decodeBody, encryptionKeysOf, extrasOf, toLogEvent, type Body, type Revealer } from './record.ts';
 import { upcast } from './upcast.ts';
 
 /** What readers see in place of a value whose key is gone. */
@@ -29,15 +29,12 @@ export interface RevealContext {
   now(): number;
 }
 
-const revealRaw: Revealer = (_seq, _aggregate, key) => (envelope) => toEnvelope(envelope, key);
+const revealRaw: Revealer = (_seq, _aggregate, keys) => (envelope) => toEnvelope(envelope, keys);
 
 /** The distinct encryption keys of a set of bodies. */
 function keysOf(bodies: readonly Body[]): Identity[] {
   const keys = new Map<string, Identity>();
-  for (const body of bodies) {
-    const key = encryptionKeyOf(body);
-    if (key !== undefined) keys.set(identityKey(key), key);
-  }
+  for (const body of bodies) for (const key of encryptionKeysOf(body) ?? []) keys.set(identityKey(key), key);
   return [...keys.values()];
 }
 
@@ -63,23 +60,25 @@ export async function liveMaterials(context: RevealContext, keys: readonly Ident
   return material;
 }
 
-/** The key each revealed event was decrypted with, for what is folded from it (sealed states). */
-const decryptedWith = new WeakMap<LogEvent, Identity>();
+/** The keys each revealed event was decrypted with, for what is folded from it (sealed states). */
+const decryptedWith = new WeakMap<LogEvent, readonly Identity[]>();
 
-/** The key `event` (as revealed here) was decrypted with; undefined when it held no plaintext of one. */
-export function keyOf(event: LogEvent): Identity | undefined {
-  return decryptedWith.get(event);
+/** The keys `event` (as revealed here) was decrypted with; none when it held no plaintext under a key. */
+export function keysOfEvent(event: LogEvent): readonly Identity[] {
+  return decryptedWith.get(event) ?? [];
 }
 
 /**
- * The revealer for bodies that need `keys`: decrypting where the key lives (now), redacting where
- * it is gone.
+ * The revealer for bodies that need `keys`: decrypting where the keys live (now), redacting
+ * where one is gone (naming the first missing key to `redact`).
  */
 function revealerFor(context: RevealContext, material: Map<string, Uint8Array | undefined>): Revealer {
-  return (seq, aggregate, key) => {
-    const found = material.get(identityKey(key));
-    if (found === undefined) return (_, path) => context.redact({ aggregate, path, key });
-    return (envelope, path) => openValue(envelope, found, key, aggregate, path, seq);
+  return (seq, aggregate, keys) => {
+    const materials = keys.map((key) => material.get(identityKey(key)));
+    const gone = keys.find((_, i) => materials[i] === undefined);
+    if (gone !== undefined) return (_, path) => context.redact({ aggregate, path, key: gone });
+    if (keys.length === 1) return (envelope, path) => openValue(envelope, materials[0] as Uint8Array, keys[0] as Identity, aggregate, path, seq);
+    return (envelope, path) => openValueUnderAll(envelope, materials as Uint8Array[], keys, aggregate, path, seq);
   };
 }
 
@@ -105,8 +104,8 @@ export async function revealBodies(context: RevealContext, entries: readonly { s
   const reveal = revealerFor(context, material);
   return entries.map(({ seq, body }) => {
     const event = readerEvent(context, seq, body, reveal);
-    const key = encryptionKeyOf(body);
-    if (key !== undefined && material.get(identityKey(key)) !== undefined) decryptedWith.set(event, key);
+    const used = encryptionKeysOf(body);
+    if (used !== undefined && used.every((key) => material.get(identityKey(key)) !== undefined)) decryptedWith.set(event, used);
     return event;
   });
 }

@@ -14,7 +14,7 @@ import type { Identity } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
 import type { LogCore } from './log-core.ts';
 import { actionSeqs, loadAll } from './read.ts';
-import { keyOf } from './reveal.ts';
+import { keysOfEvent } from './reveal.ts';
 import { decodeDerived, encodeDerived } from './sealed.ts';
 
 /** What sealed snapshots are bound to (their owner in the associated data). */
@@ -47,8 +47,7 @@ async function foldAt(core: LogCore, aggregate: Identity, head: number): Promise
   for await (const event of loadAll(core, seqs, false)) {
     if (!('action' in event)) continue;
     state = applyPatchAtomic(state, event.action.patch);
-    const key = keyOf(event);
-    if (key !== undefined) keys.set(identityKey(key), key);
+    for (const key of keysOfEvent(event)) keys.set(identityKey(key), key);
   }
   if (every !== undefined && seqs.length >= every) {
     const [value] = encodeDerived(core, SNAPSHOT_OWNER, [{ aggregate, value: { f: fingerprint, state } satisfies Snapshot, keys: [...keys.values()] }]);

@@ -38,6 +38,14 @@ export interface ActionEvent {
   action: Action;
   /** External resources this action depends on (encryption keys among them). */
   triggers: Identity[];
+  /**
+   * The stored events after its base that touched its aggregate and that its author named in
+   * `resolved` (ascending); absent when there were none. How a conflict was settled stays in
+   * the history.
+   */
+  resolved?: number[];
+  /** Such events whose changes the `disjoint-paths` merge let it through (ascending); absent when none. */
+  merged?: number[];
 }
 
 /** A stored effect: it affects every aggregate with an action linked to its trigger at or before it. */

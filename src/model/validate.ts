@@ -16,7 +16,11 @@ export interface PreparedAction {
   aggregate: Identity;
   patch: Operation[];
   triggers: Identity[];
-  encrypt: { key: Identity; paths: string[][] | undefined } | undefined;
+  /**
+   * The keys to encrypt with: one from `encrypt: { key }`, or (coherence's own appends only) the
+   * several of `encrypt: { keys }`, under which values are sealed together (all are needed).
+   */
+  encrypt: { keys: Identity[]; paths: string[][] | undefined } | undefined;
 }
 
 /** A validated effect. */
@@ -314,11 +318,21 @@ function checkIdentities(value: unknown, path: string): Identity[] {
   });
 }
 
-function checkEncrypt(value: unknown, path: string): PreparedAction['encrypt'] {
+const ENCRYPT_KEYS = new Set(['key', 'paths']);
+const RESERVED_ENCRYPT_KEYS = new Set(['key', 'keys', 'paths']);
+
+function checkEncrypt(value: unknown, path: string, reservedKinds: boolean): PreparedAction['encrypt'] {
   if (!isPlainObject(value)) throw new Problem(path, `expected { key, paths? }, got ${describe(value)}`);
-  checkKeys(value, new Set(['key', 'paths']), path);
-  const key = checkIdentity(value.key, `${path}.key`);
-  if (value.paths === undefined) return { key, paths: undefined };
+  checkKeys(value, reservedKinds ? RESERVED_ENCRYPT_KEYS : ENCRYPT_KEYS, path);
+  let keys: Identity[];
+  if (reservedKinds && value.keys !== undefined) {
+    if (value.key !== undefined) throw new Problem(path, 'expected key or keys, got both');
+    keys = checkIdentities(value.keys, `${path}.keys`);
+    if (keys.length === 0) throw new Problem(`${path}.keys`, 'expected at least one key, got none');
+  } else {
+    keys = [checkIdentity(value.key, `${path}.key`)];
+  }
+  if (value.paths === undefined) return { keys, paths: undefined };
   if (!Array.isArray(value.paths) || value.paths.length === 0) {
     throw new Problem(`${path}.paths`, `expected a non-empty array of JSON Pointers, got ${describe(value.paths)}`);
   }
@@ -327,7 +341,7 @@ function checkEncrypt(value: unknown, path: string): PreparedAction['encrypt'] {
     if (typeof segments === 'string') throw new Problem(`${path}.paths[${i}]`, segments);
     return segments;
   });
-  return { key, paths };
+  return { keys, paths };
 }
 
 function checkEvent(value: unknown, defaultTimestamp: number, reservedKinds: boolean): PreparedEvent {
@@ -353,10 +367,10 @@ function checkEvent(value: unknown, defaultTimestamp: number, reservedKinds: boo
     throw new Problem('action.aggregate[0]', `expected a kind that does not start with "$" (those belong to coherence itself), got ${describe(action.aggregate[0])}`);
   }
   const triggers = value.triggers === undefined ? [] : guarded(checkIdentities, value.triggers, 'triggers');
-  const encrypt = value.encrypt === undefined ? undefined : guarded(checkEncrypt, value.encrypt, 'encrypt');
-  if (encrypt !== undefined) {
-    const keyId = identityKey(encrypt.key);
-    if (!triggers.some((t) => identityKey(t) === keyId)) triggers.push(encrypt.key);
+  const encrypt = value.encrypt === undefined ? undefined : guarded((v, p) => checkEncrypt(v, p, reservedKinds), value.encrypt, 'encrypt');
+  for (const key of encrypt?.keys ?? []) {
+    const keyId = identityKey(key);
+    if (!triggers.some((t) => identityKey(t) === keyId)) triggers.push(key);
   }
   return { type: 'action', timestamp, source, ...action, triggers, encrypt };
 }

@@ -14,7 +14,7 @@
 import { InvalidArgumentError, ProjectionError } from '../errors.ts';
 import type { LogCore } from '../log/log-core.ts';
 import { actionSeqs, aggregateMatcher, readEvents } from '../log/read.ts';
-import { keyOf } from '../log/reveal.ts';
+import { keysOfEvent } from '../log/reveal.ts';
 import { decodeDerived, encodeDerived } from '../log/sealed.ts';
 import { applyPatchAtomic } from '../model/fold.ts';
 import { describe } from '../model/json-pointer.ts';
@@ -265,8 +265,7 @@ export class StoredProjection<State> {
     // Only user code can return what the store cannot hold: the default fold applies validated
     // JSON patches to `{}`, and checking it would cost a walk of the whole state per event.
     if (this.#userFold) assertStorableState(entry.state, this.name, event.seq);
-    const key = keyOf(event);
-    if (key !== undefined) entry.keys.set(identityKey(key), key);
+    for (const key of keysOfEvent(event)) entry.keys.set(identityKey(key), key);
   }
 
   /** The changed states of a batch, encoded (sealed where keys contributed). */

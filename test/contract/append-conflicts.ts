@@ -79,12 +79,14 @@ export function appendConflicts(engine: TestEngine): void {
         base: view.head,
         resolved: conflictOf(result).conflicts.map((c) => c.theirs.seq),
       });
-      expect(retry).toEqual({ status: 'ok', events: [stored(3, resolvedRestock)] });
+      // The stored action says what Bob resolved, so the history shows how the conflict ended.
+      const settled = { ...stored(3, resolvedRestock), resolved: [2] };
+      expect(retry).toEqual({ status: 'ok', events: [settled] });
       expect(await log.state(book)).toEqual({ state: { title: 'Neuromancer', stock: 4 }, head: 3 });
       expect(await allEvents(log)).toEqual([
         expect.objectContaining({ seq: 1 }),
         stored(2, sale),
-        stored(3, resolvedRestock),
+        settled,
       ]);
     });
   });
@@ -239,7 +241,8 @@ export function appendConflicts(engine: TestEngine): void {
     it('accepts the append once every conflicting seq is resolved', async () => {
       const log = await threeLaterChanges();
       const mine = action(book, [{ op: 'replace', path: '/stock', value: 9 }], { actor: bob });
-      expect(await log.append([mine], { base: 1, resolved: [4, 2, 3] })).toEqual({ status: 'ok', events: [stored(6, mine)] });
+      expect(await log.append([mine], { base: 1, resolved: [4, 2, 3] })).toEqual({ status: 'ok', events: [{ ...stored(6, mine), resolved: [2, 3, 4] }] });
+      expect(await log.get(6)).toMatchObject({ resolved: [2, 3, 4] });
       expect(await log.state(book)).toEqual({ state: { stock: 9 }, head: 6 });
     });
   });
@@ -316,7 +319,7 @@ export function appendConflicts(engine: TestEngine): void {
       const mine = action(book, [{ op: 'replace', path: '/stock', value: 2 }], { actor: bob });
       const result = conflictOf(await log.append([mine], { base: 1 }));
       expect(result.conflicts.map((c) => c.theirs.seq)).toEqual([3]);
-      expect(await log.append([mine], { base: 1, resolved: [3] })).toEqual({ status: 'ok', events: [stored(4, mine)] });
+      expect(await log.append([mine], { base: 1, resolved: [3] })).toEqual({ status: 'ok', events: [{ ...stored(4, mine), resolved: [3] }] });
     });
 
     it('does not report an effect on a trigger linked only to other aggregates', async () => {

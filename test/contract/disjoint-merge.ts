@@ -65,6 +65,24 @@ export function disjointMerge(engine: TestEngine): void {
       expect(state).toMatchObject({ stock: 2, price: 12, subtitle: 'Sprawl #1' });
     });
 
+    it('records on the action the seqs the merge let it through and those its author resolved, and nothing else', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await log.append([action(book, [{ op: 'add', path: '', value: initial }], { actor: alice })], { base: 0 });
+      await log.append([action(book, [{ op: 'replace', path: '/stock', value: 2 }], { actor: carol })], { base: 1 }); // 2: disjoint
+      await log.append([action(book, [{ op: 'replace', path: '/price', value: 8 }], { actor: carol })], { base: 2 }); // 3: same path
+      await log.append([action(['book', 'other'], [{ op: 'add', path: '/x', value: 1 }], { actor: carol })], { base: 3 }); // 4: elsewhere
+      const result = await log.append([action(book, [{ op: 'replace', path: '/price', value: 12 }], { actor: bob })], { base: 1, resolved: [3, 4], merge: 'disjoint-paths' });
+      expect(result.status).toBe('ok');
+      const [event] = result.status === 'ok' ? result.events : [];
+      expect(event).toMatchObject({ seq: 5, merged: [2], resolved: [3] });
+      expect(await log.get(5)).toEqual(event);
+      // An action that ran into nothing records neither.
+      const plain = await log.append([action(book, [{ op: 'replace', path: '/stock', value: 1 }])], { base: 5 });
+      expect(plain.status === 'ok' && plain.events[0]).not.toHaveProperty('resolved');
+      expect(plain.status === 'ok' && plain.events[0]).not.toHaveProperty('merged');
+      expect(await log.verify()).toEqual({ ok: true, events: 6 });
+    });
+
     it('reports a conflict when both actions write the same path', async () => {
       const { log, result, before } = await race(
         engine,

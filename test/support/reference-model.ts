@@ -134,15 +134,27 @@ export class ReferenceLog {
     const conflicts: Conflict[] = [];
     for (const event of ours) {
       if (!isAction(event)) continue;
+      // An action records what it ran into and got past: the seqs its author resolved, and those
+      // the disjoint-paths merge let through.
+      const settled = { resolved: [] as number[], merged: [] as number[] };
       for (const theirs of this.events) {
-        if (theirs.seq <= options.base || resolved.has(theirs.seq) || !this.touches(theirs, event.action.aggregate)) continue;
+        if (theirs.seq <= options.base || !this.touches(theirs, event.action.aggregate)) continue;
+        if (resolved.has(theirs.seq)) {
+          settled.resolved.push(theirs.seq);
+          continue;
+        }
         if (options.merge === 'disjoint-paths' && isAction(theirs)) {
           const mine = touched(event.action.patch, true);
           const other = touched(theirs.action.patch, false);
-          if (mine.every((a) => other.every((b) => !overlap(a, b)))) continue;
+          if (mine.every((a) => other.every((b) => !overlap(a, b)))) {
+            settled.merged.push(theirs.seq);
+            continue;
+          }
         }
         conflicts.push({ ours: event, theirs });
       }
+      if (settled.resolved.length > 0) event.resolved = settled.resolved;
+      if (settled.merged.length > 0) event.merged = settled.merged;
     }
     if (conflicts.length > 0) {
       const conflicting = new Set(conflicts.map((c) => c.ours.seq));
