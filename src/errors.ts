@@ -11,7 +11,8 @@ export type CoherenceErrorCode =
   | 'CORRUPT_LOG'
   | 'UNSUPPORTED_FORMAT'
   | 'STORE_IN_USE'
-  | 'PROJECTION_FAILED';
+  | 'PROJECTION_FAILED'
+  | 'STORAGE_FAILED';
 
 /**
  * Base class of every error coherence throws. Catch it to catch them all; switch on `code`,
@@ -168,5 +169,22 @@ export class ProjectionError extends CoherenceError {
     super('PROJECTION_FAILED', `projection "${projection}" failed at event ${seq}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     this.projection = projection;
     this.seq = seq;
+  }
+}
+
+/**
+ * The store could not do what was asked: its driver is not installed, the database cannot be
+ * reached, or it refused the operation (a hot standby refuses writes). The driver's error, when
+ * there is one, is the `cause`. Whatever the operation was, it did not take effect, except when
+ * the connection dropped during a commit, where (as with any database) the outcome is unknown:
+ * retry an append with an `idempotencyKey` to be safe.
+ *
+ * @example
+ * try { await log.append(events, { base }); }
+ * catch (e) { if (e instanceof StorageError) console.error('database trouble:', e.message, e.cause); }
+ */
+export class StorageError extends CoherenceError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORAGE_FAILED', message, options);
   }
 }

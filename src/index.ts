@@ -41,6 +41,7 @@ export {
   LogClosedError,
   MissingMasterKeyError,
   ProjectionError,
+  StorageError,
   StoreInUseError,
   UnsupportedFormatError,
   WrongMasterKeyError,
