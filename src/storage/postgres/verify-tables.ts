@@ -28,6 +28,16 @@ type Problem = { seq: number; reason: string };
 
 const same = (a: Buffer | null | undefined, b: Buffer) => a !== null && a !== undefined && a.equals(b);
 
+/** A stored list of identities, or undefined when its bytes are not one. */
+function decodeList(bytes: Buffer): Identity[] | undefined {
+  try {
+    const list: unknown = packr.unpack(bytes);
+    return Array.isArray(list) && list.every((a) => Array.isArray(a) && a.length === 2) ? (list as Identity[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One index table: how to count its rows up to the head, and what explains one of its rows. */
 interface IndexTable {
   name: string;
@@ -182,7 +192,7 @@ class TableCheck {
     for (const { seq, trigger } of effects) {
       const affected = await this.linked(trigger, seq);
       const recorded = stored.get(seq);
-      const list = recorded === undefined ? undefined : (packr.unpack(recorded) as Identity[]);
+      const list = recorded === undefined ? undefined : decodeList(recorded);
       if (list === undefined || list.length !== affected.length || list.some((a, i) => !identityBytes(a).equals(identityBytes(affected[i] as Identity)))) {
         return { seq, reason: 'the affected aggregates recorded for the effect disagree with the trigger index' };
       }
