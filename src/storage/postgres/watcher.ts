@@ -2,8 +2,8 @@
  * `watch` on PostgreSQL: every write transaction that appends sends a NOTIFY on the schema's
  * channel, and one dedicated connection per connection object LISTENs while anyone watches. It is
  * taken from the pool on the first watch, given back when the last watcher goes, and taken again
- * (with backoff) when it drops; watchers are then called once, since commits may have been missed
- * meanwhile. A hot standby cannot LISTEN: there the head is polled instead.
+ * (with backoff) when it drops. Each time LISTEN takes effect the watchers are called once, since
+ * commits made before it sent them nothing. A hot standby cannot LISTEN: there the head is polled instead.
  */
 import { run, type PostgresClient, type PostgresPool } from './driver.ts';
 
@@ -37,7 +37,7 @@ export class Watcher {
   add(listener: () => void): () => void {
     this.#listeners.add(listener);
     if (this.#head !== undefined) this.#startPolling(this.#head);
-    else this.#connecting ??= this.#listen(false);
+    else this.#connecting ??= this.#listen();
     return () => {
       this.#listeners.delete(listener);
       if (this.#listeners.size === 0) this.#stop();
@@ -48,7 +48,7 @@ export class Watcher {
     for (const listener of this.#listeners) listener();
   }
 
-  async #listen(reconnecting: boolean): Promise<void> {
+  async #listen(): Promise<void> {
     let delay = RECONNECT_MIN_MS;
     try {
       while (!this.#closed && this.#listeners.size > 0) {
@@ -62,12 +62,13 @@ export class Watcher {
           own.on('error', () => this.#lost(own));
           await run(own, `LISTEN "${this.#channel}"`);
           this.#client = own;
+          // Commits made before LISTEN took effect (since watch() was called, or while the
+          // connection was down) sent no notification here: tell the watchers once.
           if (this.#closed || this.#listeners.size === 0) this.#stop();
-          else if (reconnecting) this.#notify();
+          else this.#notify();
           return;
         } catch {
           client?.release(true);
-          reconnecting = true;
           await new Promise((resolve) => setTimeout(resolve, delay).unref());
           delay = Math.min(delay * 2, RECONNECT_MAX_MS);
         }
@@ -82,7 +83,7 @@ export class Watcher {
     if (this.#client !== client) return;
     this.#client = undefined;
     client.release(true);
-    if (!this.#closed && this.#listeners.size > 0) this.#connecting ??= this.#listen(true);
+    if (!this.#closed && this.#listeners.size > 0) this.#connecting ??= this.#listen();
   }
 
   #startPolling(head: () => Promise<number>): void {
@@ -91,7 +92,8 @@ export class Watcher {
       if (poll.busy) return;
       poll.busy = true;
       head().then((seen) => {
-        if (poll.head !== undefined && seen !== poll.head && this.#poll === poll) this.#notify();
+        // The first look has nothing to compare with: commits since watch() may have been missed.
+        if (seen !== poll.head && this.#poll === poll) this.#notify();
         poll.head = seen;
       }, () => {}).finally(() => { poll.busy = false; });
     }, POLL_MS) };
