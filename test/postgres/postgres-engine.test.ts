@@ -1,7 +1,9 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, openLog, StorageError, UnsupportedFormatError, type Identity } from '../../src/index.ts';
+import type { EventRow, Storage } from '../../src/storage/engine.ts';
 import { postgresEngine } from '../../src/storage/postgres/index.ts';
+import { storageEngineOf } from '../../src/storage/registry.ts';
 import { appendOk, newMasterKey, rejection } from '../support/crypto-fixtures.ts';
 import { engineOn, freshSchema, POSTGRES_URL, postgresLog, reportSkipped, sql } from '../support/postgres.ts';
 import { action, allEvents } from '../support/temp-log.ts';
@@ -76,6 +78,23 @@ describe.skipIf(POSTGRES_URL === undefined)('postgresEngine on a server', () => 
     expect(await log.verify()).toEqual({ ok: true, events: head + 1 });
   });
 
+  it('checks a write decided on its own last head against another writer that got in between', async () => {
+    const schema = freshSchema();
+    const first = await postgresLog({}, schema);
+    const second = await postgresLog({}, schema);
+    const edit = (value: number) => action(book('shared'), [{ op: 'replace', path: '/v', value }]);
+    const [mine] = await appendOk(first, [action(book('shared'), [{ op: 'add', path: '/v', value: 0 }])]);
+    // The first writer now knows the head; the second appends behind its back.
+    const [theirs] = await appendOk(second, [edit(1)]);
+    const result = await first.append([edit(2)], { base: mine?.seq as number });
+    expect(result).toMatchObject({ status: 'conflict', conflicts: [{ ours: { seq: 3 }, theirs: { seq: theirs?.seq } }] });
+    // A write with nothing to conflict with goes through, after the head it did not know.
+    expect(await first.append([action(book('other'), [{ op: 'add', path: '/v', value: 1 }])], { base: mine?.seq as number })).toMatchObject({ status: 'ok', events: [{ seq: 3 }] });
+    expect(await first.append([edit(3)], { base: 3 })).toMatchObject({ status: 'ok', events: [{ seq: 4 }] });
+    expect(await second.append([edit(4)], { base: 5 })).toEqual({ status: 'invalid-base', head: 4 });
+    expect(await first.verify()).toEqual({ ok: true, events: 4 });
+  });
+
   it('rejects only the write whose decide throws, and writes the others of its transaction', async () => {
     const log = await postgresLog({ masterKey: newMasterKey() });
     const key: Identity = ['user', 'alice'];
@@ -145,15 +164,40 @@ describe.skipIf(POSTGRES_URL === undefined)('postgresEngine on a server', () => 
     expect(after[0]?.record.equals(before[0]?.record as Buffer)).toBe(false);
     await log.projection('p').catchUp();
     expect(await log.projection('p').get(book(1))).toEqual({ email: null });
-    const files = async () => sql(`SELECT relname, relfilenode::text AS file FROM pg_class WHERE relnamespace = $1::regnamespace AND relname IN ('keys', 'states', 'consumers') ORDER BY relname`, [schema]);
+    const files = async () => sql(`SELECT relname, relfilenode::text AS file FROM pg_class WHERE relnamespace = $1::regnamespace AND relname IN ('keys', 'states', 'consumers', 'snapshots') ORDER BY relname`, [schema]);
     const old = await files();
     const progress: [number, number][] = [];
     await log.compact({ onProgress: (done, total) => progress.push([done, total]) });
     const rewritten = await files();
-    expect(rewritten.map((r) => r.relname)).toEqual(['consumers', 'keys', 'states']);
+    expect(rewritten.map((r) => r.relname)).toEqual(['consumers', 'keys', 'snapshots', 'states']);
     rewritten.forEach((r, i) => expect(r.file, String(r.relname)).not.toBe(old[i]?.file));
-    expect(progress.at(-1)).toEqual([3, 3]);
+    expect(progress.at(-1)).toEqual([4, 4]);
     expect(await log.verify()).toEqual({ ok: true, events: 2 });
+  });
+
+  it('keeps the latest snapshot of an aggregate until an effect on it, and refuses one older than an effect', async () => {
+    // snapshot() and putSnapshot() as issue 9's contract adds them to Storage.
+    const storage = (await storageEngineOf(engineOn(freshSchema())).open()) as Storage & {
+      snapshot(aggregate: Identity, upTo: number): Promise<{ seq: number; value: Uint8Array } | undefined>;
+      putSnapshot(aggregate: Identity, seq: number, value: Uint8Array): Promise<boolean>;
+    };
+    try {
+      const aggregate = book(1);
+      const write = (rows: EventRow[]) => storage.write({ base: 0, aggregates: [], conflictRecords: false, triggers: [], keys: [] }, () => ({ result: undefined, events: rows }));
+      const record = (seq: number) => Buffer.from(`record ${seq}`);
+      await write([1, 2].map((seq) => ({ type: 'action', seq, record: record(seq), aggregate, triggers: [['consent', 'c']] })));
+      expect(await storage.putSnapshot(aggregate, 2, Buffer.from('at 2'))).toBe(true);
+      expect(await storage.putSnapshot(aggregate, 1, Buffer.from('at 1'))).toBe(false);
+      expect(await storage.snapshot(aggregate, 1)).toBeUndefined();
+      expect(await storage.snapshot(aggregate, 5)).toEqual({ seq: 2, value: Buffer.from('at 2') });
+      await write([{ type: 'effect', seq: 3, record: record(3), trigger: ['consent', 'c'], affected: [aggregate] }]);
+      expect(await storage.snapshot(aggregate, 5)).toBeUndefined();
+      expect(await storage.putSnapshot(aggregate, 2, Buffer.from('at 2 again'))).toBe(false);
+      expect(await storage.putSnapshot(aggregate, 3, Buffer.from('at 3'))).toBe(true);
+      expect(await storage.snapshot(aggregate, 3)).toEqual({ seq: 3, value: Buffer.from('at 3') });
+    } finally {
+      await storage.close();
+    }
   });
 
   it('counts aggregates and bytes for stats', async () => {

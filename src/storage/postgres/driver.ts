@@ -79,6 +79,21 @@ export async function run(client: PostgresClient, text: string, values?: unknown
 }
 
 /**
+ * Runs several statements in one round trip (the simple protocol, no parameters); returns the
+ * rows of each, in order.
+ * @throws StorageError when the database refuses one (those after it are not run).
+ */
+export async function runAll(client: PostgresClient, text: string): Promise<Row[][]> {
+  let result: unknown;
+  try {
+    result = await client.query({ text });
+  } catch (cause) {
+    throw new StorageError(`PostgreSQL: ${describeCause(cause)}`, { cause });
+  }
+  return (Array.isArray(result) ? result : [result]).map((r) => ((r as { rows?: Row[] }).rows ?? []) as Row[]);
+}
+
+/**
  * Takes a connection from `pool`, runs `work` with it and gives it back (destroying it when
  * `work` failed on the connection itself, so a broken one is not handed out again).
  * @throws StorageError when no connection can be had.

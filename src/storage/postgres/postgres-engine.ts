@@ -15,7 +15,7 @@ import type { StateChange, Storage, StorageStats, VerifyCheck, WriteDecision, Wr
 import { toEngineHandle, type Engine } from '../registry.ts';
 import { loadDriver, run, toBuffer, toNumber, transaction, withClient, type OwnPool, type PostgresPool, type Row } from './driver.ts';
 import { identityBytes, identityOf, kindRange, nameBytes } from './identity-bytes.ts';
-import { migrate, prepareSchemaName, quoted, REWRITTEN_TABLES } from './schema.ts';
+import { lockKey, migrate, prepareSchemaName, quoted, REWRITTEN_TABLES } from './schema.ts';
 import { verifyTables } from './verify-tables.ts';
 import { Watcher } from './watcher.ts';
 import { WriteQueue } from './write-queue.ts';
@@ -183,6 +183,31 @@ class PostgresStorage implements Storage {
 
   write<Result>(request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>): Promise<Result> {
     return this.#writes.write(request, decide);
+  }
+
+  /** The latest snapshot of `aggregate`, if it was taken at a seq <= `upTo`. */
+  async snapshot(aggregate: Identity, upTo: number): Promise<{ seq: number; value: Uint8Array } | undefined> {
+    const [row] = await this.#query(`SELECT seq, value FROM ${this.#s}.snapshots WHERE aggregate = $1 AND seq <= $2`, [identityBytes(aggregate), upTo]);
+    return row === undefined ? undefined : { seq: toNumber(row.seq), value: row.value as Buffer };
+  }
+
+  /**
+   * Stores a snapshot in place of an older one, unless an effect affecting the aggregate came
+   * after `seq` or a newer snapshot is there. Under the write lock, so no effect can be written
+   * between the check and the commit.
+   */
+  async putSnapshot(aggregate: Identity, seq: number, value: Uint8Array): Promise<boolean> {
+    const id = identityBytes(aggregate);
+    const s = this.#s;
+    return transaction(this.#pool, async (client) => {
+      await run(client, `SELECT pg_advisory_xact_lock(${lockKey(this.#schema, 'write')})`);
+      const [blocked] = await run(client, `SELECT EXISTS (SELECT 1 FROM ${s}.effects_by_aggregate WHERE aggregate = $1 AND seq > $2) AS effect,
+        EXISTS (SELECT 1 FROM ${s}.snapshots WHERE aggregate = $1 AND seq >= $2) AS newer`, [id, seq]);
+      if (blocked?.effect === true || blocked?.newer === true) return false;
+      await run(client, `INSERT INTO ${s}.snapshots (aggregate, seq, value) VALUES ($1, $2, $3)
+        ON CONFLICT (aggregate) DO UPDATE SET seq = excluded.seq, value = excluded.value`, [id, seq, toBuffer(value)]);
+      return true;
+    });
   }
 
   async meta(name: string): Promise<Uint8Array | undefined> {

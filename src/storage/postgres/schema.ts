@@ -13,6 +13,8 @@
  *   consumers             name -> meta                    each projection's record
  *   states                (name, aggregate) -> value      each projection's states
  *   idempotency           key -> first, last              the seqs a keyed batch wrote
+ *   snapshots             aggregate -> seq, value         the latest snapshot of an aggregate
+ *   append_group(...)     a function: the one-round-trip write of write-queue.ts
  *
  * Identities, consumer names and idempotency keys are `bytea` (see identity-bytes.ts): byte
  * order is the contract's order and no column holds text, so the database's encoding and
@@ -26,6 +28,9 @@ import { createHash } from 'node:crypto';
 import { InvalidArgumentError, StorageError, UnsupportedFormatError } from '../../errors.ts';
 import { describe } from '../../model/json-pointer.ts';
 import { run, transaction, withClient, type PostgresPool } from './driver.ts';
+
+/** The SQLSTATE `append_group` raises when the head is not the one it was given. */
+export const HEAD_MOVED = 'CH001';
 
 /** What each migration does, in order; the schema's version is how many of them it has had. */
 const MIGRATIONS: readonly ((s: string) => string)[] = [
@@ -41,14 +46,31 @@ const MIGRATIONS: readonly ((s: string) => string)[] = [
     CREATE TABLE ${s}.consumers (name bytea PRIMARY KEY, meta bytea NOT NULL);
     CREATE TABLE ${s}.states (name bytea NOT NULL, aggregate bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (name, aggregate));
     CREATE TABLE ${s}.idempotency (key bytea PRIMARY KEY, first bigint NOT NULL, last bigint NOT NULL);
+    CREATE TABLE ${s}.snapshots (aggregate bytea PRIMARY KEY, seq bigint NOT NULL, value bytea NOT NULL);
+    -- A group of appends decided on the head the writer's last commit left: one round trip. The
+    -- lock is transaction-scoped, so it is held through the commit of the calling statement; each
+    -- statement of a VOLATILE function takes a fresh snapshot, so the head read after the lock
+    -- holds every commit of the writer before.
+    CREATE FUNCTION ${s}.append_group(lock_key bigint, expected bigint, seqs bigint[], records bytea[], aggregates bytea[],
+        link_triggers bytea[], link_seqs bigint[], link_aggregates bytea[], channel text, notice text) RETURNS void
+      LANGUAGE plpgsql VOLATILE AS $$
+      BEGIN
+        PERFORM pg_advisory_xact_lock(lock_key);
+        IF (SELECT coalesce(max(seq), 0) FROM ${s}.events) <> expected THEN
+          RAISE EXCEPTION 'coherence: the head moved' USING ERRCODE = '${HEAD_MOVED}';
+        END IF;
+        INSERT INTO ${s}.events (seq, record, aggregate) SELECT * FROM unnest(seqs, records, aggregates);
+        INSERT INTO ${s}.triggers (trigger, seq, aggregate) SELECT * FROM unnest(link_triggers, link_seqs, link_aggregates);
+        PERFORM pg_notify(channel, notice);
+      END $$;
   `,
 ];
 
 /** The schema version this build writes and reads. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** The tables `compact()` rewrites: those whose rows are replaced or deleted (keys, projections). */
-export const REWRITTEN_TABLES = ['keys', 'states', 'consumers'] as const;
+/** The tables `compact()` rewrites: those whose rows are replaced or deleted (keys, projections, snapshots). */
+export const REWRITTEN_TABLES = ['keys', 'states', 'consumers', 'snapshots'] as const;
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
