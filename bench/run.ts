@@ -19,6 +19,7 @@ import { encryptedAppend } from './encrypted-append.ts';
 import { encryptedRead } from './encrypted-read.ts';
 import { projectionBenches } from './projection-catchup.ts';
 import { open } from './open.ts';
+import { postgres } from './postgres.ts';
 import { read } from './read.ts';
 import { buildStore, emit, makeTempDir, note, removeAllDirs, removeDir, type Bench, type BenchContext, type BuiltStore } from './support.ts';
 
@@ -34,6 +35,7 @@ const BENCHES: readonly Bench[] = [
   encryptedAppend,
   encryptedRead,
   ...projectionBenches,
+  postgres,
 ];
 
 /** A bad command line: reported as one line, exit code 2. */
