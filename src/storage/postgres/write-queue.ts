@@ -306,6 +306,8 @@ export class WriteQueue {
   #running: Promise<void> | undefined;
   /** While set, groups wait for it (compact() has the tables). */
   #paused: Promise<void> | undefined;
+  /** The group being written, settled or not. */
+  #inFlight: Promise<void> | undefined;
   /** The head and its record as this queue's last commit left them: what a speculative group assumes. */
   #known: { head: number; last: Buffer | undefined } | undefined;
   /** Groups to run without speculating, after a speculation found the head moved. */
@@ -340,16 +342,16 @@ export class WriteQueue {
 
   /** Runs `work` with no group running meanwhile; writes queued meanwhile wait for it. */
   async exclusive<T>(work: () => Promise<T>): Promise<T> {
-    while (this.#paused !== undefined) await this.#paused.catch(() => {});
-    const done = (async () => {
-      await this.idle();
-      return work();
-    })();
-    this.#paused = done.then(() => {}, () => {});
+    while (this.#paused !== undefined) await this.#paused;
+    let release = () => {};
+    this.#paused = new Promise<void>((resolve) => { release = resolve; });
     try {
-      return await done;
+      // Only the group in flight is waited for: the drain starts no other while paused.
+      await this.#inFlight;
+      return await work();
     } finally {
       this.#paused = undefined;
+      release();
     }
   }
 
@@ -358,7 +360,14 @@ export class WriteQueue {
       while (this.#pending.length > 0) {
         while (this.#paused !== undefined) await this.#paused;
         const group = this.#pending.splice(0, MAX_GROUP);
-        const left = await this.#runGroup(group);
+        const running = this.#runGroup(group);
+        this.#inFlight = running.then(() => {}, () => {});
+        // runGroup settles its writes itself; anything it did not foresee fails them all.
+        const left = await running.catch((error: unknown) => {
+          for (const pending of group) pending.reject(error);
+          return [];
+        });
+        this.#inFlight = undefined;
         // Writes a full group had no room for go first in the next one.
         this.#pending.unshift(...left);
       }
