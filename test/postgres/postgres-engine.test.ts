@@ -95,6 +95,25 @@ describe.skipIf(POSTGRES_URL === undefined)('postgresEngine on a server', () => 
     expect(await first.verify()).toEqual({ ok: true, events: 4 });
   });
 
+  it('takes a keyed batch once, from any connection, even when the repeats are in flight together', async () => {
+    const schema = freshSchema();
+    const first = await postgresLog({}, schema);
+    const second = await postgresLog({}, schema);
+    const batch = [action(book(1), [{ op: 'add', path: '/a', value: 1 }]), action(book(2), [{ op: 'add', path: '/a', value: 2 }])];
+    const results = await Promise.all([
+      ...Array.from({ length: 5 }, () => first.append(batch, { base: 0, idempotencyKey: 'order-17' })),
+      ...Array.from({ length: 5 }, () => second.append(batch, { base: 0, idempotencyKey: 'order-17' })),
+    ]);
+    const ok = results.filter((r) => r.status === 'ok');
+    expect(ok).toHaveLength(1);
+    for (const result of results) if (result.status !== 'ok') expect(result).toEqual({ status: 'duplicate', events: (ok[0] as { events: unknown }).events });
+    // Checked before the conflict check: a retry based on 0 after others wrote is still a duplicate.
+    await appendOk(second, [action(book(1), [{ op: 'add', path: '/b', value: 3 }])]);
+    expect(await first.append(batch, { base: 0, idempotencyKey: 'order-17' })).toMatchObject({ status: 'duplicate' });
+    expect(await first.append(batch, { base: 0, idempotencyKey: 'order-18' })).toMatchObject({ status: 'conflict' });
+    expect(await first.head()).toBe(3);
+  });
+
   it('rejects only the write whose decide throws, and writes the others of its transaction', async () => {
     const log = await postgresLog({ masterKey: newMasterKey() });
     const key: Identity = ['user', 'alice'];

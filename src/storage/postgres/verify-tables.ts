@@ -3,8 +3,9 @@
  * index tables hold exactly the rows the events imply, both ways.
  *
  * Each page: the events' own aggregate column against the facts; the trigger rows, the effects'
- * affected lists (against the aggregates linked to the trigger before the effect) and the
- * effect-by-aggregate rows they imply, looked up by primary key in one query each. At the end,
+ * affected lists (against the aggregates linked to the trigger before the effect), the
+ * effect-by-aggregate rows and the idempotency rows (a keyed batch's first event names its key)
+ * they imply, looked up by primary key in one query each. At the end,
  * each index table's rows up to the head are counted: every implied row exists, so a count above
  * the implied one means a stray, which a second walk over that table names. Rows past the head
  * belong to appends made meanwhile, unless no event holds their seq.
@@ -16,7 +17,7 @@ import { packr } from '../../model/msgpack.ts';
 import type { Identity } from '../../model/types.ts';
 import type { IndexFacts, VerifyCheck } from '../engine.ts';
 import { run, toNumber, withClient, type PostgresClient, type PostgresPool, type Row } from './driver.ts';
-import { identityBytes, identityOf } from './identity-bytes.ts';
+import { identityBytes, identityOf, nameBytes } from './identity-bytes.ts';
 import { quoted } from './schema.ts';
 
 /** Events per page. */
@@ -42,6 +43,8 @@ function decodeList(bytes: Buffer): Identity[] | undefined {
 interface IndexTable {
   name: string;
   table: string;
+  /** The column naming the event a row belongs to. */
+  seq: string;
   /** Columns to read (besides seq) when looking for a stray, in primary-key order. */
   columns: readonly string[];
   explains(facts: IndexFacts, row: Row, linked: (trigger: Identity, before: number) => Promise<Identity[]>): Promise<boolean>;
@@ -51,6 +54,7 @@ const INDEX_TABLES: readonly IndexTable[] = [
   {
     name: 'trigger index',
     table: 'triggers',
+    seq: 'seq',
     columns: ['trigger', 'seq', 'aggregate'],
     explains: async (facts, row) =>
       facts.type === 'action' && same(row.aggregate as Buffer, identityBytes(facts.aggregate)) && facts.triggers.some((t) => same(row.trigger as Buffer, identityBytes(t))),
@@ -58,17 +62,35 @@ const INDEX_TABLES: readonly IndexTable[] = [
   {
     name: 'effects table',
     table: 'effects',
+    seq: 'seq',
     columns: ['seq'],
     explains: async (facts) => facts.type === 'effect',
   },
   {
     name: 'effect index',
     table: 'effects_by_aggregate',
+    seq: 'seq',
     columns: ['aggregate', 'seq'],
     explains: async (facts, row, linked) =>
       facts.type === 'effect' && (await linked(facts.trigger, toNumber(row.seq))).some((a) => same(row.aggregate as Buffer, identityBytes(a))),
   },
+  {
+    // Each keyed batch's first event names its key (the log's records carry it).
+    name: 'idempotency table',
+    table: 'idempotency',
+    seq: 'first',
+    columns: ['key', 'first', 'last'],
+    explains: async (facts, row) => {
+      const named = batchKey(facts);
+      return named !== undefined && same(row.key as Buffer, nameBytes(named.key)) && named.last === toNumber(row.last);
+    },
+  },
 ];
+
+/** The idempotency key an event names as the first of its batch, if the log's facts carry one. */
+function batchKey(facts: IndexFacts): { key: string; last: number } | undefined {
+  return (facts as { idempotency?: { key: string; last: number } }).idempotency;
+}
 
 export async function verifyTables(pool: PostgresPool, schema: string, head: number, check: VerifyCheck): Promise<Problem | undefined> {
   return withClient(pool, (client) => new TableCheck(client, quoted(schema), head, check).run());
@@ -128,6 +150,7 @@ class TableCheck {
   async #page(rows: Row[]): Promise<Problem | undefined> {
     const triggers = { trigger: [] as Buffer[], seq: [] as number[], aggregate: [] as Buffer[] };
     const effects: { seq: number; trigger: Identity }[] = [];
+    const batches = { key: [] as Buffer[], first: [] as number[], last: [] as number[] };
     let stop: Problem | undefined;
     let thrown: { error: unknown } | undefined;
     for (const row of rows) {
@@ -157,15 +180,25 @@ class TableCheck {
         }
         effects.push({ seq, trigger: facts.trigger });
       }
+      const named = batchKey(facts);
+      if (named !== undefined) {
+        batches.key.push(nameBytes(named.key));
+        batches.first.push(seq);
+        batches.last.push(named.last);
+      }
     }
-    const problem = await this.#indexRows(triggers, effects);
+    const problem = await this.#indexRows(triggers, effects, batches);
     if (problem !== undefined) return problem;
     if (thrown !== undefined) throw thrown.error;
     return stop;
   }
 
   /** The lowest problem among the trigger and effect rows of a page's events. */
-  async #indexRows(triggers: { trigger: Buffer[]; seq: number[]; aggregate: Buffer[] }, effects: { seq: number; trigger: Identity }[]): Promise<Problem | undefined> {
+  async #indexRows(
+    triggers: { trigger: Buffer[]; seq: number[]; aggregate: Buffer[] },
+    effects: { seq: number; trigger: Identity }[],
+    batches: { key: Buffer[]; first: number[]; last: number[] },
+  ): Promise<Problem | undefined> {
     let lowest: Problem | undefined;
     const note = (problem: Problem | undefined) => {
       if (problem !== undefined && (lowest === undefined || problem.seq < lowest.seq)) lowest = problem;
@@ -180,6 +213,15 @@ class TableCheck {
       this.#count('triggers', triggers.seq.length);
     }
     if (effects.length > 0) note(await this.#effects(effects));
+    if (batches.first.length > 0) {
+      const [missing] = await this.#query(
+        `SELECT min(x.first) AS seq FROM unnest($1::bytea[], $2::bigint[], $3::bigint[]) AS x(key, first, last)
+         WHERE NOT EXISTS (SELECT 1 FROM ${this.#s}.idempotency i WHERE i.key = x.key AND i.first = x.first AND i.last = x.last)`,
+        [batches.key, batches.first, batches.last],
+      );
+      if (missing?.seq !== null && missing?.seq !== undefined) note({ seq: toNumber(missing.seq), reason: 'the idempotency key of its batch is missing or wrong in the idempotency table' });
+      this.#count('idempotency', batches.first.length);
+    }
     return lowest;
   }
 
@@ -222,29 +264,30 @@ class TableCheck {
    */
   async #strays(table: IndexTable): Promise<Problem | undefined> {
     const t = `${this.#s}.${table.table}`;
+    const seq = `x.${table.seq}`;
     const [counted] = await this.#query(
-      `SELECT count(*) FILTER (WHERE seq <= $1) AS below,
-              min(seq) FILTER (WHERE seq > $1 AND NOT EXISTS (SELECT 1 FROM ${this.#s}.events e WHERE e.seq = x.seq)) AS orphan
+      `SELECT count(*) FILTER (WHERE ${seq} <= $1) AS below,
+              min(${seq}) FILTER (WHERE ${seq} > $1 AND NOT EXISTS (SELECT 1 FROM ${this.#s}.events e WHERE e.seq = ${seq})) AS orphan
        FROM ${t} x`,
       [this.#head],
     );
     const orphan = counted?.orphan === null || counted?.orphan === undefined ? undefined : toNumber(counted.orphan);
     if (toNumber(counted?.below) === this.#expected.get(table.table) && orphan === undefined) return undefined;
     let lowest: Problem | undefined = orphan === undefined ? undefined : { seq: orphan, reason: `the ${table.name} has an entry no event accounts for` };
-    const columns = table.columns.join(', ');
+    const columns = table.columns.map((c) => `x.${c}`).join(', ');
     let after: unknown[] | undefined;
     for (;;) {
-      const where = after === undefined ? 'x.seq <= $1' : `x.seq <= $1 AND (${table.columns.map((c) => `x.${c}`).join(', ')}) > (${table.columns.map((_, i) => `$${i + 2}`).join(', ')})`;
+      const where = after === undefined ? `${seq} <= $1` : `${seq} <= $1 AND (${columns}) > (${table.columns.map((_, i) => `$${i + 2}`).join(', ')})`;
       const rows = await this.#query(
-        `SELECT ${table.columns.map((c) => `x.${c}`).join(', ')}, e.record FROM ${t} x LEFT JOIN ${this.#s}.events e ON e.seq = x.seq
+        `SELECT ${columns}, e.record FROM ${t} x LEFT JOIN ${this.#s}.events e ON e.seq = ${seq}
          WHERE ${where} ORDER BY ${columns} LIMIT ${PAGE}`,
         [this.#head, ...(after ?? [])],
       );
       for (const row of rows) {
-        const seq = toNumber(row.seq);
-        const facts = row.record === null ? undefined : this.#check.factsOf(seq, row.record as Buffer);
-        if ((facts === undefined || !(await table.explains(facts, row, this.linked))) && (lowest === undefined || seq < lowest.seq)) {
-          lowest = { seq, reason: `the ${table.name} has an entry no event accounts for` };
+        const at = toNumber(row[table.seq]);
+        const facts = row.record === null ? undefined : this.#check.factsOf(at, row.record as Buffer);
+        if ((facts === undefined || !(await table.explains(facts, row, this.linked))) && (lowest === undefined || at < lowest.seq)) {
+          lowest = { seq: at, reason: `the ${table.name} has an entry no event accounts for` };
         }
       }
       if (rows.length < PAGE) return lowest;
@@ -252,4 +295,5 @@ class TableCheck {
       after = table.columns.map((c) => last[c]);
     }
   }
+
 }
