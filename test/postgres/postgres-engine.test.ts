@@ -6,7 +6,7 @@ import { postgresEngine } from '../../src/storage/postgres/index.ts';
 import { storageEngineOf } from '../../src/storage/registry.ts';
 import { appendOk, newMasterKey, rejection } from '../support/crypto-fixtures.ts';
 import { engineOn, freshSchema, POSTGRES_URL, postgresLog, reportSkipped, sql } from '../support/postgres.ts';
-import { action, allEvents } from '../support/temp-log.ts';
+import { action } from '../support/temp-log.ts';
 
 const book = (id: Identity[1]): Identity => ['book', id];
 

@@ -12,7 +12,10 @@ export type Row = Record<string, unknown>;
 
 /**
  * A connection taken from a pool: the methods of node-postgres's `PoolClient` the engine uses.
- * A `pg.PoolClient` is one.
+ * A `pg.PoolClient` is one; the engine holds one of them while a log is followed (LISTEN).
+ *
+ * @example
+ * const client: PostgresClient = await pool.connect(); // what a PostgresPool hands out
  */
 export interface PostgresClient {
   query(config: { text: string; values?: unknown[]; name?: string }): Promise<unknown>;
@@ -24,6 +27,11 @@ export interface PostgresClient {
 /**
  * A connection pool: the one method of node-postgres's `Pool` the engine uses. A `pg.Pool` is
  * one. The engine never ends a pool it was given.
+ *
+ * @example
+ * import pg from 'pg';
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 20 });
+ * const log = await openLog({ engine: postgresEngine({ pool }) });
  */
 export interface PostgresPool {
   connect(): Promise<PostgresClient>;

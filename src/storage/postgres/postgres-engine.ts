@@ -28,6 +28,9 @@ const PAGE = 512;
 /**
  * Options of {@link postgresEngine}: where the database is (a connection string, or a pool of
  * yours), and the schema that holds the store's tables.
+ *
+ * @example
+ * const options: PostgresEngineOptions = { connectionString: 'postgresql://app@db/shop', schema: 'shop', poolSize: 20 };
  */
 export type PostgresEngineOptions = (
   | {
