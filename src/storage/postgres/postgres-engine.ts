@@ -36,11 +36,14 @@ export type PostgresEngineOptions = (
   | {
       /** A libpq-style URL, `postgresql://user:password@host:port/database`. */
       connectionString: string;
-      /** Connections of the pool the engine makes for each open log (one more while watching); default 10. */
+      /** Connections of the pool the engine makes for each open log (a follow holds one of them); default 10, at least 2. */
       poolSize?: number;
     }
   | {
-      /** A pool of yours (a node-postgres `pg.Pool`); the engine takes connections from it and never ends it. */
+      /**
+       * A pool of yours (a node-postgres `pg.Pool`); the engine takes connections from it and never
+       * ends it. A followed log holds one connection of it for LISTEN, so give it at least two.
+       */
       pool: PostgresPool;
     }
 ) & {
