@@ -20,6 +20,7 @@ import { defineConfig, type UserConfig } from 'tsdown';
 const entries: Record<string, string> = {
   index: 'src/index.ts',
   testing: 'src/testing/index.ts',
+  postgres: 'src/storage/postgres/index.ts',
 };
 
 const common = {

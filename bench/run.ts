@@ -21,6 +21,7 @@ import { encryptedAppend } from './encrypted-append.ts';
 import { encryptedRead } from './encrypted-read.ts';
 import { projectionBenches } from './projection-catchup.ts';
 import { open } from './open.ts';
+import { postgres } from './postgres.ts';
 import { read } from './read.ts';
 import { snapshots } from './snapshots.ts';
 import { buildStore, emit, makeTempDir, note, removeAllDirs, removeDir, type Bench, type BenchContext, type BuiltStore } from './support.ts';
@@ -40,6 +41,7 @@ const BENCHES: readonly Bench[] = [
   snapshots,
   cliStartup,
   ...commandBenches,
+  postgres,
 ];
 
 /** A bad command line: reported as one line, exit code 2. */

@@ -14,7 +14,8 @@ export type CoherenceErrorCode =
   | 'PROJECTION_FAILED'
   | 'UPCAST_FAILED'
   | 'REJECTED'
-  | 'COMMAND_FAILED';
+  | 'COMMAND_FAILED'
+  | 'STORAGE_FAILED';
 
 /**
  * Base class of every error coherence throws. Catch it to catch them all; switch on `code`,
@@ -253,5 +254,22 @@ export class CommandError extends CoherenceError {
   constructor(decider: string, cause: unknown, message?: string) {
     super('COMMAND_FAILED', `decider "${decider}" failed: ${message ?? (cause instanceof Error ? cause.message : String(cause))}`, { cause });
     this.decider = decider;
+  }
+}
+
+/**
+ * The store could not do what was asked: its driver is not installed, the database cannot be
+ * reached, or it refused the operation (a hot standby refuses writes). The driver's error, when
+ * there is one, is the `cause`. Whatever the operation was, it did not take effect, except when
+ * the connection dropped during a commit, where (as with any database) the outcome is unknown:
+ * retry an append with an `idempotencyKey` to be safe.
+ *
+ * @example
+ * try { await log.append(events, { base }); }
+ * catch (e) { if (e instanceof StorageError) console.error('database trouble:', e.message, e.cause); }
+ */
+export class StorageError extends CoherenceError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORAGE_FAILED', message, options);
   }
 }

@@ -48,6 +48,7 @@ export {
   MissingMasterKeyError,
   ProjectionError,
   RejectedError,
+  StorageError,
   StoreInUseError,
   UnsupportedFormatError,
   UpcastError,

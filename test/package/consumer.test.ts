@@ -120,6 +120,27 @@ describe('the installed package', () => {
     expect(app.stderr.trim()).toMatch(/node_modules\/coherence\/dist\/index\.cjs$/);
   });
 
+  it('loads the subpaths coherence/testing and coherence/postgres, from ESM and require(), without pg installed, with one CoherenceError class across them', async () => {
+    writeFileSync(join(project, 'subpaths.mjs'), `import { CoherenceError, memoryEngine } from 'coherence';
+      import { openTestLog } from 'coherence/testing';
+      import { postgresEngine } from 'coherence/postgres';
+      const log = await openTestLog({ engine: memoryEngine() });
+      let code = '';
+      try { await log.append([], { base: 0 }); } catch (error) { code = error instanceof CoherenceError ? error.code : 'another class'; }
+      await log.close();
+      const engine = postgresEngine({ connectionString: 'postgresql://nobody@127.0.0.1:1/none' });
+      console.log(JSON.stringify({ code, kind: engine.kind }));`);
+    writeFileSync(join(project, 'subpaths.cjs'), `const { postgresEngine } = require('coherence/postgres');
+      const { deciderSpec } = require('coherence/testing');
+      console.log(JSON.stringify({ kind: postgresEngine({ connectionString: 'postgresql://nobody@127.0.0.1:1/none' }).kind, spec: typeof deciderSpec }));`);
+    const esm = await run(process.execPath, ['subpaths.mjs'], project);
+    expectOk(esm, 'node subpaths.mjs');
+    expect(JSON.parse(esm.stdout)).toEqual({ code: 'INVALID_ARGUMENT', kind: 'postgres' });
+    const cjs = await run(process.execPath, ['subpaths.cjs'], project);
+    expectOk(cjs, 'node subpaths.cjs');
+    expect(JSON.parse(cjs.stdout)).toEqual({ kind: 'postgres', spec: 'function' });
+  });
+
   it('type-checks a strict NodeNext TypeScript consumer with skipLibCheck off, ESM and CommonJS, and catches its type errors', async () => {
     const tsconfig = (include: string[]) => JSON.stringify({
       compilerOptions: {

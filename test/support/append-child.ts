@@ -11,7 +11,8 @@
  * Usage: node --import tsx append-child.ts <path> <out> <child id> <count>
  */
 import { writeFileSync } from 'node:fs';
-import { openLog, type Identity, type NewEvent } from '../../src/index.ts';
+import type { Identity, NewEvent } from '../../src/index.ts';
+import { openTarget } from './store-target.ts';
 
 const [path, out, idText, countText] = process.argv.slice(2);
 if (path === undefined || out === undefined || idText === undefined || countText === undefined) {
@@ -46,7 +47,7 @@ function newEvent(n: number): NewEvent {
   };
 }
 
-const log = await openLog({ path });
+const log = await openTarget(path);
 // Tell the parent the store is open and wait for its word, so that all writers start together.
 process.stdout.write('ready\n');
 await new Promise((resolve) => process.stdin.once('data', resolve));

@@ -7,7 +7,8 @@
  *
  * Usage: node --import tsx crash-child.ts <path> <run>
  */
-import { openLog, type Identity, type LogEvent, type NewEvent } from '../../src/index.ts';
+import type { Identity, LogEvent, NewEvent } from '../../src/index.ts';
+import { openTarget } from './store-target.ts';
 
 const [path, run] = process.argv.slice(2);
 if (path === undefined || run === undefined) throw new Error('usage: crash-child.ts <path> <run>');
@@ -42,7 +43,7 @@ function acknowledge(events: readonly LogEvent[]): void {
   for (const event of events) process.stdout.write(`${JSON.stringify(event)}\n`);
 }
 
-const log = await openLog({ path });
+const log = await openTarget(path);
 process.stdout.write('ready\n');
 await new Promise((resolve) => process.stdin.once('data', resolve));
 for (;;) {
