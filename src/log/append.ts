@@ -75,6 +75,12 @@ function distinct(identities: Iterable<Identity>): Identity[] {
 
 /** What a write of `batch` must read: the aggregates it may conflict on, its effects' triggers. */
 export function writeRequest(batch: readonly EncodedEvent[], base: number, extra: Partial<WriteRequest> = {}): WriteRequest {
+  const only = batch.length === 1 ? (batch[0] as EncodedEvent).prepared : undefined;
+  if (only !== undefined) {
+    // One event, the most common append: nothing to gather.
+    const request: WriteRequest = { base, aggregates: only.type === 'action' ? [only.aggregate] : [], conflictRecords: false, triggers: only.type === 'effect' ? [only.trigger] : [], keys: [] };
+    return Object.assign(request, extra);
+  }
   const actions = batch.flatMap(({ prepared }) => (prepared.type === 'action' ? [prepared.aggregate] : []));
   const triggers = batch.flatMap(({ prepared }) => (prepared.type === 'effect' ? [prepared.trigger] : []));
   return { base, aggregates: distinct(actions), conflictRecords: false, triggers: distinct(triggers), keys: [], ...extra };
@@ -87,7 +93,8 @@ export function writeRequest(batch: readonly EncodedEvent[], base: number, extra
  */
 export function eventRows(view: WriteView, batch: readonly EncodedEvent[]): { rows: EventRow[]; events: LogEvent[] } {
   let previousHash: Uint8Array = view.last === undefined ? GENESIS_HASH : recordHash(view.last);
-  const links = new Map<string, Identity[]>();
+  // Links made earlier in the batch, which its effects affect too (needed only when it has some).
+  const links = batch.some(({ prepared }) => prepared.type === 'effect') ? new Map<string, Identity[]>() : undefined;
   const rows: EventRow[] = [];
   const events: LogEvent[] = [];
   batch.forEach(({ prepared, record, settled }, i) => {
@@ -96,12 +103,16 @@ export function eventRows(view: WriteView, batch: readonly EncodedEvent[]): { ro
     events.push(toPublicEvent(prepared, seq, settled));
     if (prepared.type === 'action') {
       rows.push({ type: 'action', seq, record, aggregate: prepared.aggregate, triggers: prepared.triggers });
-      for (const trigger of prepared.triggers) {
-        const key = identityKey(trigger);
-        links.set(key, [...(links.get(key) ?? []), prepared.aggregate]);
+      if (links !== undefined) {
+        for (const trigger of prepared.triggers) {
+          const key = identityKey(trigger);
+          const linked = links.get(key);
+          if (linked === undefined) links.set(key, [prepared.aggregate]);
+          else linked.push(prepared.aggregate);
+        }
       }
     } else {
-      const affected = distinct([...view.linked(prepared.trigger), ...(links.get(identityKey(prepared.trigger)) ?? [])]);
+      const affected = distinct([...view.linked(prepared.trigger), ...(links?.get(identityKey(prepared.trigger)) ?? [])]);
       rows.push({ type: 'effect', seq, record, trigger: prepared.trigger, affected });
     }
   });
@@ -113,6 +124,7 @@ export function eventRows(view: WriteView, batch: readonly EncodedEvent[]): { ro
  * the first event the idempotency key with the batch's length. Undefined when there are none.
  */
 function batchExtras(prepared: readonly PreparedEvent[], schemas: Schemas, idempotencyKey: string | undefined): (Extras | undefined)[] | undefined {
+  if (schemas.size === 0 && idempotencyKey === undefined) return undefined;
   let any = false;
   const extras = prepared.map((event, i) => {
     const found: Extras = {};
@@ -192,8 +204,8 @@ function checkBatch(view: WriteView, batch: readonly EncodedEvent[], options: Pr
  * The batch with the resolved and merged seqs of its actions recorded in their extras (so the
  * history shows how each conflict was settled); the records of the others are kept as encoded.
  */
-function withSettlements(batch: readonly EncodedEvent[], checked: Checked): EncodedEvent[] {
-  if (checked.resolved.size === 0 && checked.merged.size === 0) return [...batch];
+function withSettlements(batch: readonly EncodedEvent[], checked: Checked): readonly EncodedEvent[] {
+  if (checked.resolved.size === 0 && checked.merged.size === 0) return batch;
   return batch.map((event, i) => {
     const resolved = checked.resolved.get(i);
     const merged = checked.merged.get(i);

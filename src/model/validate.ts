@@ -481,6 +481,7 @@ export interface PreparedAppendOptions {
 }
 
 const MAX_IDEMPOTENCY_KEY_BYTES = 512;
+const APPEND_OPTION_KEYS = new Set(['base', 'resolved', 'dryRun', 'merge', 'idempotencyKey']);
 
 function checkSeq(value: unknown, path: string, min: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
@@ -497,7 +498,7 @@ export function prepareAppendOptions(argument: unknown): PreparedAppendOptions {
   try {
     const options = snapshot(argument, '', 0);
     if (!isPlainObject(options)) throw new Problem('', `expected { base, resolved?, dryRun?, merge?, idempotencyKey? }, got ${describe(options)}`);
-    checkKeys(options, new Set(['base', 'resolved', 'dryRun', 'merge', 'idempotencyKey']), '');
+    checkKeys(options, APPEND_OPTION_KEYS, '');
     const base = checkSeq(options.base, 'base', 0);
     const resolved = new Set<number>();
     if (options.resolved !== undefined) {

@@ -13,11 +13,15 @@
  *   projections           [name, 0] -> consumer record; [name, 1, kind, id] -> state
  *   idempotency           key -> msgpack [first, last], the seqs a keyed batch wrote
  *   snapshots             [kind, id] -> msgpack [seq, sealed state], the latest snapshot
+ *   latest                [kind, id] -> seq (8-byte float), the last action on the aggregate or
+ *                                          effect affecting it, kept from meta `latest-from` on
  *
  * An effect's affected aggregates are worked out once, when it is written; so the conflict
  * check of an action is two range scans starting at `[aggregate, base + 1]`, O(log n +
- * conflicts found), whatever the length of the log. Stores written by 0.1.0 have the same
- * layout without `idempotency` and `snapshots`, which are created when first opened.
+ * conflicts found), whatever the length of the log; and when `latest` says nothing touched the
+ * aggregate after the base, one lookup. Stores written by 0.1.0 have the same layout without
+ * `idempotency`, `snapshots` and `latest`, which are created when first opened (`latest` holds
+ * what was written since: `latest-from` is the first seq it covers).
  */
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import { UnsupportedFormatError } from '../../errors.ts';
@@ -54,6 +58,9 @@ export interface Store {
   readonly projections: Database<Buffer, Key>;
   readonly idempotency: Database<Buffer, string>;
   readonly snapshots: Database<Buffer, Key>;
+  readonly latest: Database<Buffer, Key>;
+  /** The first seq `latest` covers: an aggregate without an entry was touched only before it. */
+  readonly latestFrom: number;
 }
 
 /** Every named database of a store, by its LMDB name. */
@@ -61,7 +68,7 @@ export function databases(store: Store): [string, Database<Buffer, Key>][] {
   return [
     ['meta', store.meta], ['events', store.events], ['by-aggregate', store.byAggregate], ['by-trigger', store.byTrigger],
     ['effects', store.effects], ['effects-by-aggregate', store.effectsByAggregate], ['keys', store.keys],
-    ['key-expiry', store.keyExpiry], ['projections', store.projections], ['idempotency', store.idempotency], ['snapshots', store.snapshots],
+    ['key-expiry', store.keyExpiry], ['projections', store.projections], ['idempotency', store.idempotency], ['snapshots', store.snapshots], ['latest', store.latest],
   ] as [string, Database<Buffer, Key>][];
 }
 
@@ -73,7 +80,7 @@ export function openStore(path: string): Store {
   // killed process. Concurrent appends still share one commit and one sync.
   const root = open<Buffer, Key>({ path, noSubdir: false, overlappingSync: false, maxDbs: 16, encoding: 'binary', cache: false });
   const db = <K extends Key>(name: string) => root.openDB<Buffer, K>({ name, encoding: 'binary', cache: false });
-  const store: Store = {
+  const store: Omit<Store, 'latestFrom'> = {
     root,
     meta: db<string>('meta'),
     events: db<number>('events'),
@@ -86,17 +93,18 @@ export function openStore(path: string): Store {
     projections: db('projections'),
     idempotency: db<string>('idempotency'),
     snapshots: db('snapshots'),
+    latest: db('latest'),
   };
   try {
-    checkFormat(store, path);
+    return { ...store, latestFrom: checkFormat(store, path) };
   } catch (e) {
     root.close();
     throw e;
   }
-  return store;
 }
 
-function checkFormat(store: Store, path: string): void {
+/** Checks the format, upgrading an older store; returns the first seq the `latest` index covers. */
+function checkFormat(store: Omit<Store, 'latestFrom'>, path: string): number {
   const stored = store.meta.get('format');
   const version: unknown = stored === undefined ? undefined : packr.unpack(stored);
   if (version !== undefined && (typeof version !== 'number' || version > FORMAT_VERSION)) {
@@ -104,12 +112,25 @@ function checkFormat(store: Store, path: string): void {
       `${path}: expected a store of format ${FORMAT_VERSION} or older, got format ${String(version)}; upgrade coherence to open it`,
     );
   }
-  if (version === FORMAT_VERSION) return;
-  // A new store, or an older one being upgraded (under the write lock, once).
-  store.meta.transactionSync(() => {
+  const latestFrom = () => packr.unpack(store.meta.get('latest-from') as Buffer) as number;
+  if (version === FORMAT_VERSION) return latestFrom();
+  // A new store, or an older one being upgraded (under the write lock, once): `latest` covers
+  // what is written from now on.
+  return store.meta.transactionSync(() => {
     const now = store.meta.get('format');
-    if (now === undefined || (packr.unpack(now) as number) < FORMAT_VERSION) store.meta.putSync('format', packr.pack(FORMAT_VERSION));
+    if (now === undefined || (packr.unpack(now) as number) < FORMAT_VERSION) {
+      store.meta.putSync('latest-from', packr.pack(lastSeq(store) + 1));
+      store.meta.putSync('format', packr.pack(FORMAT_VERSION));
+    }
+    return latestFrom();
   });
+}
+
+/** The `latest` entry of an aggregate, as stored. */
+export function encodeLatest(seq: number): Buffer {
+  const value = Buffer.allocUnsafe(8);
+  value.writeDoubleBE(seq);
+  return value;
 }
 
 /** The index key of `seq` under an identity. */
@@ -125,7 +146,7 @@ export function* indexedSeqs(index: Database<Buffer, Key>, identity: Identity, f
 }
 
 /** The highest seq in the log, 0 when it is empty. */
-export function lastSeq(store: Store): number {
+export function lastSeq(store: Pick<Store, 'events'>): number {
   for (const key of store.events.getKeys({ reverse: true, limit: 1 })) return key;
   return 0;
 }

@@ -23,7 +23,7 @@ import type {
   WriteView,
 } from '../engine.ts';
 import { assertAlone, compactStore } from './compact.ts';
-import { CONSUMER_META, CONSUMER_STATE, EMPTY, indexedSeqs, indexKey, lastSeq, MAX_SEQ, openStore, type Store } from './layout.ts';
+import { CONSUMER_META, CONSUMER_STATE, EMPTY, encodeLatest, indexedSeqs, indexKey, lastSeq, MAX_SEQ, openStore, type Store } from './layout.ts';
 import { verifyIndexes } from './verify-indexes.ts';
 
 /** How often `watch` looks at the head for other processes' commits. */
@@ -45,9 +45,10 @@ export function lmdbEngine(path: string): StorageEngine {
   };
 }
 
+/** Equal bytes. `a` may be what `getBinaryFast` returns: lmdb-js's shared buffer, its `length` set to the value's. */
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 }
 
 /** Overwrites a record with zeros of its own length, so LMDB rewrites it in place on this
@@ -59,22 +60,40 @@ function wipe(db: Store['keys'], key: Key): void {
 }
 
 /** The view of one write, read lazily: everything runs inside the synchronous transaction. */
+/** The last event this connection wrote, kept to find the head without a cursor. */
+interface Tail {
+  seq: number;
+  record: Uint8Array;
+}
+
+const NOTHING: { actions: readonly number[]; effects: readonly number[] } = { actions: [], effects: [] };
+
 class LmdbView implements WriteView {
   readonly head: number;
   readonly last: Uint8Array | undefined;
   readonly #store: Store;
   readonly #request: WriteRequest;
 
-  constructor(store: Store, request: WriteRequest) {
+  constructor(store: Store, request: WriteRequest, tail: Tail | undefined) {
     this.#store = store;
     this.#request = request;
-    this.head = lastSeq(store);
-    this.last = this.head === 0 ? undefined : store.events.getBinary(this.head);
+    // The last event this connection wrote is still the head if it is stored as written and
+    // nothing follows it (another process, or a transaction of ours that failed, would show).
+    if (tail !== undefined && !store.events.doesExist(tail.seq + 1) && sameBytes(store.events.getBinaryFast(tail.seq), tail.record)) {
+      this.head = tail.seq;
+      this.last = tail.record;
+    } else {
+      this.head = lastSeq(store);
+      this.last = this.head === 0 ? undefined : store.events.getBinary(this.head);
+    }
   }
 
   conflicting(aggregate: Identity): { actions: readonly number[]; effects: readonly number[] } {
     const from = this.#request.base + 1;
-    if (from > this.head) return { actions: [], effects: [] };
+    if (from > this.head) return NOTHING;
+    // One lookup says whether anything touched the aggregate after the base; only then the scans.
+    const latest = this.#store.latest.getBinaryFast([aggregate[0], aggregate[1]]);
+    if (latest === undefined ? from >= this.#store.latestFrom : latest.readDoubleBE(0) < from) return NOTHING;
     return {
       actions: [...indexedSeqs(this.#store.byAggregate, aggregate, from)],
       effects: [...indexedSeqs(this.#store.effectsByAggregate, aggregate, from)],
@@ -119,6 +138,7 @@ function writeEvents(store: Store, rows: readonly EventRow[]): void {
     store.events.put(row.seq, row.record as Buffer);
     if (row.type === 'action') {
       store.byAggregate.put(indexKey(row.aggregate, row.seq), EMPTY);
+      store.latest.put([row.aggregate[0], row.aggregate[1]], encodeLatest(row.seq));
       if (row.triggers.length > 0) {
         const aggregate = packr.pack(row.aggregate);
         for (const trigger of row.triggers) store.byTrigger.put(indexKey(trigger, row.seq), aggregate);
@@ -127,6 +147,7 @@ function writeEvents(store: Store, rows: readonly EventRow[]): void {
       store.effects.put(row.seq, packr.pack(row.affected));
       for (const aggregate of row.affected) {
         store.effectsByAggregate.put(indexKey(aggregate, row.seq), EMPTY);
+        store.latest.put([aggregate[0], aggregate[1]], encodeLatest(row.seq));
         const snapshot: Key = [aggregate[0], aggregate[1]];
         wipe(store.snapshots, snapshot);
         store.snapshots.remove(snapshot);
@@ -153,6 +174,7 @@ class LmdbStorage implements Storage {
   #compaction: Promise<void> | undefined;
   readonly #watchers = new Set<() => void>();
   #watch: { timer: NodeJS.Timeout; head: number } | undefined;
+  #tail: Tail | undefined;
 
   constructor(path: string, store: Store) {
     this.location = path;
@@ -225,9 +247,13 @@ class LmdbStorage implements Storage {
   async write<Result>(request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>): Promise<Result> {
     const store = await this.#ready();
     return store.root.transaction(() => {
-      const decision = decide(new LmdbView(store, request));
+      const decision = decide(new LmdbView(store, request, this.#tail));
       // Everything that can throw ran in decide: from here on the writes go in whole.
-      if (decision.events !== undefined) writeEvents(store, decision.events);
+      if (decision.events !== undefined && decision.events.length > 0) {
+        writeEvents(store, decision.events);
+        const last = decision.events[decision.events.length - 1] as EventRow;
+        this.#tail = { seq: last.seq, record: last.record };
+      }
       if (decision.keys !== undefined) writeKeys(store, decision.keys);
       if (decision.idempotency !== undefined) {
         const { key, first, last } = decision.idempotency;

@@ -28,11 +28,15 @@ function sameList(a: readonly Identity[], b: readonly Identity[]): boolean {
  */
 export async function verifyIndexes(store: Store, head: number, check: VerifyCheck, linked: Linked): Promise<Problem | undefined> {
   const counts = { byAggregate: 0, byTrigger: 0, effects: 0, effectsByAggregate: 0, idempotency: 0 };
+  /** The last seq that touched each aggregate, which `latest` must say. */
+  const touched = new Map<string, { aggregate: Identity; seq: number }>();
+  const touch = (aggregate: Identity, seq: number) => touched.set(identityKey(aggregate), { aggregate, seq });
   for (const { key: seq, value: record } of store.events.getRange({ start: 0, end: head + 1, snapshot: true })) {
     const facts = check.inspect(seq, record);
     if (facts.type === 'action') {
       if (!store.byAggregate.doesExist(indexKey(facts.aggregate, seq))) return { seq, reason: 'missing from the aggregate index' };
       counts.byAggregate++;
+      touch(facts.aggregate, seq);
       for (const trigger of facts.triggers) {
         const entry = store.byTrigger.get(indexKey(trigger, seq));
         if (entry === undefined || !sameIdentity(packr.unpack(entry), facts.aggregate)) return { seq, reason: 'missing or wrong in the trigger index' };
@@ -48,6 +52,7 @@ export async function verifyIndexes(store: Store, head: number, check: VerifyChe
       for (const aggregate of affected) {
         if (!store.effectsByAggregate.doesExist(indexKey(aggregate, seq))) return { seq, reason: 'missing from the effect index' };
         counts.effectsByAggregate++;
+        touch(aggregate, seq);
       }
     }
     if (facts.idempotency !== undefined) {
@@ -71,8 +76,34 @@ export async function verifyIndexes(store: Store, head: number, check: VerifyChe
     stray(store.effectsByAggregate, counts.effectsByAggregate, 'effect index', (facts, key) =>
       facts.type === 'effect' && linked(store, facts.trigger, seqOf(key)).some((a) => sameIdentity(identityOf(key), a))) ??
     stray(store.effects, counts.effects, 'effects table', (facts) => facts.type === 'effect') ??
-    strayIdempotency(store, counts.idempotency, head, check)
+    strayIdempotency(store, counts.idempotency, head, check) ??
+    wrongLatest(store, touched, head)
   );
+}
+
+/**
+ * The `latest` index against what the walk saw: an aggregate touched since `latestFrom` has its
+ * last seq there (an older one may lack an entry, never have a wrong one), and there is no entry
+ * for an aggregate nothing touched. A wrong entry would hide conflicts, so it is corruption.
+ */
+function wrongLatest(store: Store, touched: Map<string, { aggregate: Identity; seq: number }>, head: number): Problem | undefined {
+  const latest = (aggregate: Identity): number | undefined => store.latest.getBinary([aggregate[0], aggregate[1]])?.readDoubleBE(0);
+  let lowest: Problem | undefined;
+  const found = (seq: number) => {
+    if (lowest === undefined || seq < lowest.seq) lowest = { seq, reason: 'the latest-seq index disagrees with the events' };
+  };
+  for (const { aggregate, seq } of touched.values()) {
+    const entry = latest(aggregate);
+    if (entry === undefined ? seq >= store.latestFrom : entry !== seq && !(entry > head && store.events.doesExist(entry))) found(seq);
+  }
+  for (const key of store.latest.getKeys()) {
+    const aggregate = identityOf(key);
+    if (!touched.has(identityKey(aggregate))) {
+      const entry = latest(aggregate) ?? 0;
+      if (!(entry > head && store.events.doesExist(entry))) found(entry);
+    }
+  }
+  return lowest;
 }
 
 /** An idempotency entry no event names (looked for only when the counts say there is one). */
