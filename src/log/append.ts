@@ -291,16 +291,21 @@ export async function append(core: LogCore, events: unknown, options: unknown, r
   const appendOptions = prepareAppendOptions(options);
   const keyIds = batchKeys(prepared);
   const extras = batchExtras(prepared, core.settings.schemas, appendOptions.idempotencyKey);
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     const now = core.now();
-    const keys = keyIds.length === 0 ? undefined : await prepareBatchKeys(core.storage, core.keys, keyIds, now, core.settings.keyTtl === undefined ? null : expiryAfter(now, core.settings.keyTtl, 'options.keyTtl'));
-    const batch = encodeEvents(prepared, core.settings.maxEventBytes, keys === undefined ? undefined : sealBatch(prepared, keys.material), extras);
-    core.assertOpen();
-    const request = writeRequest(batch, appendOptions.base, { conflictRecords: appendOptions.merge === 'disjoint-paths', keys: keyIds });
-    if (appendOptions.idempotencyKey !== undefined) request.idempotencyKey = appendOptions.idempotencyKey;
-    const decided = await core.storage.write(request, (view) => decideAppend(view, batch, appendOptions, keys, core.settings.schemas));
+    const keys = keyIds.length === 0 ? Promise.resolve(undefined) : prepareBatchKeys(core.storage, core.keys, keyIds, now, core.settings.keyTtl === undefined ? null : expiryAfter(now, core.settings.keyTtl, 'options.keyTtl'));
+    // Synchronous up to the engine's write, so that writes are issued in the order of their turns.
+    const write = (batchKeys: BatchKeys | undefined): Promise<Decided> => {
+      const batch = encodeEvents(prepared, core.settings.maxEventBytes, batchKeys === undefined ? undefined : sealBatch(prepared, batchKeys.material), extras);
+      core.assertOpen();
+      const request = writeRequest(batch, appendOptions.base, { conflictRecords: appendOptions.merge === 'disjoint-paths', keys: keyIds });
+      if (appendOptions.idempotencyKey !== undefined) request.idempotencyKey = appendOptions.idempotencyKey;
+      return core.storage.write(request, (view) => decideAppend(view, batch, appendOptions, batchKeys, core.settings.schemas));
+    };
+    // The first attempt keeps its place among this log's appends (see LogCore.inTurn).
+    const decided = attempt === 0 ? await core.inTurn(keys, write) : await write(await keys);
     if (decided.status === 'stale-keys') continue;
-    if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite({ keysCreated: keys?.created === true });
+    if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite({ keysCreated: (await keys)?.created === true });
     return toResult(core, decided);
   }
 }

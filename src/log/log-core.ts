@@ -47,6 +47,8 @@ export class LogCore implements RevealContext {
   readonly #running = new Set<Promise<unknown>>();
   /** Called when the log closes (follows stop). */
   readonly #onClose = new Set<() => Promise<void>>();
+  /** Resolves once the last write handed to `inTurn` has been issued to the engine. */
+  #lastIssued: Promise<void> = Promise.resolve();
 
   constructor(storage: Storage, settings: LogSettings, keys: KeyCache) {
     this.storage = storage;
@@ -90,6 +92,31 @@ export class LogCore implements RevealContext {
   onWrite(listener: (notice: WriteNotice) => void): () => void {
     this.#writeListeners.add(listener);
     return () => this.#writeListeners.delete(listener);
+  }
+
+  /**
+   * Issues writes to the engine in the order they were asked for, whatever each awaited before
+   * (reading its keys): appends pipelined with the bases their predecessors leave then meet the
+   * log in that order, as they would with nothing to await. Call it synchronously, in call
+   * order; `issue` runs once every earlier one has been issued (not finished).
+   */
+  inTurn<P, T>(ready: Promise<P>, issue: (prepared: P) => Promise<T>): Promise<T> {
+    const previous = this.#lastIssued;
+    let issued!: () => void;
+    this.#lastIssued = new Promise((resolve) => (issued = resolve));
+    return Promise.all([ready, previous]).then(
+      ([prepared]) => {
+        try {
+          return issue(prepared);
+        } finally {
+          issued();
+        }
+      },
+      (error: unknown) => {
+        issued();
+        throw error;
+      },
+    );
   }
 
   /** Lets `close()` wait for `work` before closing the store. */

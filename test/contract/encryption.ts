@@ -363,6 +363,22 @@ export function encryption(engine: TestEngine): void {
     });
   });
 
+  describe('pipelined appends', () => {
+    it('meet the log in the order they were made, though some must read their keys first', async () => {
+      const { log } = await engine.tempLog({ masterKey: newMasterKey() });
+      // Each append names the base its predecessors leave, all in flight at once; every third
+      // encrypts under a new key (a read of the key ring before it can be written).
+      const pending = Array.from({ length: 30 }, (_, i) => {
+        const event = action(['book', i % 4], [{ op: 'add', path: `/n${i}`, value: i }], i % 3 === 0 ? { encrypt: { key: ['customer', i] } } : {});
+        return log.append([event], { base: i });
+      });
+      const results = await Promise.all(pending);
+      expect(results.map((r) => r.status)).toEqual(Array(30).fill('ok'));
+      expect(results.map((r) => (r.status === 'ok' ? r.events[0]?.seq : 0))).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+      expect(patchOf(await log.get(4))[0]?.value).toBe(3);
+    });
+  });
+
   describe('appends that write nothing', () => {
     it('creates no key for a dry run that encrypts with a new key', async () => {
       const { log } = await openWithKey(engine);

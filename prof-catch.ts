@@ -1,0 +1,11 @@
+import { existsSync } from 'node:fs';
+import { appendAll, workloadAction } from './bench/encryption-support.ts';
+import { openLog } from './src/index.ts';
+import { fixedClock } from './bench/support.ts';
+const path = '/tmp/profcatch';
+if (!existsSync(path)) await appendAll(path, 200_000, (i) => workloadAction(i, { aggregates: 10_000 }));
+const log = await openLog({ path, clock: fixedClock, masterKey: new Uint8Array(32).fill(0x5a) });
+const t = performance.now();
+const r = await log.projection(`p${Date.now()}`).catchUp();
+console.log('us/event', ((performance.now() - t) * 1000 / r.actions).toFixed(2));
+await log.close();
