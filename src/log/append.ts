@@ -143,9 +143,7 @@ export type Decided =
   | { status: 'ok'; events: LogEvent[] }
   | { status: 'invalid-base'; head: number }
   | { status: 'duplicate'; first: number; last: number }
-  | { status: 'conflict'; ours: LogEvent[]; conflicts: { ours: number; theirs: number }[] }
-  /** A key of the batch was created by another connection meanwhile: encrypt again. */
-  | { status: 'stale-keys' };
+  | { status: 'conflict'; ours: LogEvent[]; conflicts: { ours: number; theirs: number }[] };
 
 /** The seqs after `base` of stored events an action on `aggregate` runs into, ascending. */
 function touchingSeqs(view: WriteView, aggregate: Identity): readonly number[] {
@@ -236,14 +234,20 @@ function mergeView(record: Uint8Array, seq: number, schemas: Schemas): LogEvent 
   }
 }
 
+/** How a batch is encrypted again under other key material (keys another writer created meanwhile). */
+export type Reencode = (material: ReadonlyMap<string, { key: Uint8Array }>) => EncodedEvent[];
+
 /** The decision of one append inside its transaction (exported for the per-stage benchmark). */
-export function decideAppend(view: WriteView, batch: readonly EncodedEvent[], options: PreparedAppendOptions, keys?: BatchKeys, schemas: Schemas = new Map()): WriteDecision<Decided> {
+export function decideAppend(view: WriteView, encoded: readonly EncodedEvent[], options: PreparedAppendOptions, keys?: BatchKeys, schemas: Schemas = new Map(), reencode?: Reencode): WriteDecision<Decided> {
   const idempotent = view.idempotent;
   if (idempotent !== undefined) return { result: { status: 'duplicate', ...idempotent } };
   if (options.base > view.head) return { result: { status: 'invalid-base', head: view.head } };
   // A key shredded since it was read must not gain new ciphertext (that throws); a key another
-  // connection created meanwhile means encrypting again under the stored one.
-  if (keys !== undefined && !keys.isCurrent(view)) return { result: { status: 'stale-keys' } };
+  // connection created meanwhile means encrypting again under the stored one, here, so the
+  // append keeps its place among the others.
+  const rechecked = keys?.recheck(view);
+  const batch = rechecked === undefined || reencode === undefined ? encoded : reencode(rechecked.material);
+  const keyRows = rechecked?.rows ?? keys?.rows ?? [];
   const checked: Checked = options.base < view.head ? checkBatch(view, batch, options, view.head, schemas) : { conflicts: [], resolved: new Map(), merged: new Map() };
   if (checked.conflicts.length > 0) {
     // Ours as they would have been stored: with what each resolved or merged past.
@@ -254,13 +258,13 @@ export function decideAppend(view: WriteView, batch: readonly EncodedEvent[], op
   if (options.dryRun) return { result: { status: 'ok', events: settled.map((event, i) => toPublicEvent(event.prepared, view.head + 1 + i, event.settled)) } };
   const { rows, events } = eventRows(view, settled);
   const decision: WriteDecision<Decided> = { result: { status: 'ok', events }, events: rows };
-  if (keys !== undefined && keys.rows.length > 0) decision.keys = keys.rows as KeyRow[];
+  if (keyRows.length > 0) decision.keys = keyRows as KeyRow[];
   if (options.idempotencyKey !== undefined) decision.idempotency = { key: options.idempotencyKey, first: view.head + 1, last: view.head + batch.length };
   return decision;
 }
 
 /** Turns what was decided into the caller's result, loading the stored events it names. */
-async function toResult(core: LogCore, decided: Exclude<Decided, { status: 'stale-keys' }>): Promise<AppendResult> {
+async function toResult(core: LogCore, decided: Decided): Promise<AppendResult> {
   switch (decided.status) {
     case 'ok':
     case 'invalid-base':
@@ -291,23 +295,22 @@ export async function append(core: LogCore, events: unknown, options: unknown, r
   const appendOptions = prepareAppendOptions(options);
   const keyIds = batchKeys(prepared);
   const extras = batchExtras(prepared, core.settings.schemas, appendOptions.idempotencyKey);
-  for (let attempt = 0; ; attempt++) {
-    const now = core.now();
-    const keys = keyIds.length === 0 ? Promise.resolve(undefined) : prepareBatchKeys(core.storage, core.keys, keyIds, now, core.settings.keyTtl === undefined ? null : expiryAfter(now, core.settings.keyTtl, 'options.keyTtl'));
-    // Synchronous up to the engine's write, so that writes are issued in the order of their turns.
-    const write = (batchKeys: BatchKeys | undefined): Promise<Decided> => {
-      const batch = encodeEvents(prepared, core.settings.maxEventBytes, batchKeys === undefined ? undefined : sealBatch(prepared, batchKeys.material), extras);
-      core.assertOpen();
-      const request = writeRequest(batch, appendOptions.base, { conflictRecords: appendOptions.merge === 'disjoint-paths', keys: keyIds });
-      if (appendOptions.idempotencyKey !== undefined) request.idempotencyKey = appendOptions.idempotencyKey;
-      return core.storage.write(request, (view) => decideAppend(view, batch, appendOptions, batchKeys, core.settings.schemas));
-    };
-    // The first attempt keeps its place among this log's appends (see LogCore.inTurn).
-    const decided = attempt === 0 ? await core.inTurn(keys, write) : await write(await keys);
-    if (decided.status === 'stale-keys') continue;
-    if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite({ keysCreated: (await keys)?.created === true });
-    return toResult(core, decided);
-  }
+  const now = core.now();
+  const keys = keyIds.length === 0 ? Promise.resolve(undefined) : prepareBatchKeys(core.storage, core.keys, keyIds, now, core.settings.keyTtl === undefined ? null : expiryAfter(now, core.settings.keyTtl, 'options.keyTtl'));
+  const encode = (material: ReadonlyMap<string, { key: Uint8Array }> | undefined) =>
+    encodeEvents(prepared, core.settings.maxEventBytes, material === undefined ? undefined : sealBatch(prepared, material), extras);
+  // Synchronous up to the engine's write, so that writes are issued in the order of their turns.
+  const write = (batchKeys: BatchKeys | undefined): Promise<Decided> => {
+    const batch = encode(batchKeys?.material);
+    core.assertOpen();
+    const request = writeRequest(batch, appendOptions.base, { conflictRecords: appendOptions.merge === 'disjoint-paths', keys: keyIds });
+    if (appendOptions.idempotencyKey !== undefined) request.idempotencyKey = appendOptions.idempotencyKey;
+    return core.storage.write(request, (view) => decideAppend(view, batch, appendOptions, batchKeys, core.settings.schemas, encode));
+  };
+  // The append keeps its place among this log's appends (see LogCore.inTurn).
+  const decided = await core.inTurn(keys, write);
+  if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite({ keysCreated: (await keys)?.created === true });
+  return toResult(core, decided);
 }
 
 /**

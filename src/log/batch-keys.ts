@@ -4,6 +4,7 @@
  * ciphertext is ever written under a key whose shred has committed.
  */
 import { decodeKeyRecord, encodeKeyRecord, usableWrapped, type KeyRecord } from '../crypto/key-record.ts';
+import { KeyDestroyedError } from '../errors.ts';
 import { newDataKey, wrapKey } from '../crypto/key-wrap.ts';
 import type { Identity } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
@@ -17,11 +18,12 @@ export interface BatchKeys {
   /** Whether the batch stores new keys (autoExpire must then look at their expiry). */
   readonly created: boolean;
   /**
-   * Inside the write: whether every key is as it was when prepared (false when another
-   * connection created a drawn key meanwhile: the batch must be encrypted again).
+   * Inside the write: the keys as they stand now. Undefined when every key is as prepared;
+   * otherwise another writer created a key this batch drew meanwhile, and the batch must be
+   * encrypted again under the stored one: the keys to do it with (and the rows left to store).
    * @throws KeyDestroyedError when one was destroyed meanwhile.
    */
-  isCurrent(view: WriteView): boolean;
+  recheck(view: WriteView): { material: ReadonlyMap<string, { key: Uint8Array }>; rows: readonly KeyRow[] } | undefined;
   /** The records of the keys drawn for this batch, to store with it. */
   readonly rows: readonly KeyRow[];
 }
@@ -52,20 +54,30 @@ export async function prepareBatchKeys(storage: Storage, cache: KeyCache, keys: 
     const wrapped = wrapKey(kek, key, material);
     return { key, material, wrapped, fresh: { createdAt: now, expiresAt, destroyedAt: null, reason: null, wrapped } };
   });
+  const rowsOf = (drawn: readonly Prepared[]): KeyRow[] =>
+    drawn.flatMap(({ key, fresh }) => (fresh === undefined ? [] : [{ key, record: encodeKeyRecord(fresh), expiresAt: fresh.expiresAt, indexedExpiresAt: null }]));
+  const materialOf = (keys: readonly Prepared[]) => new Map(keys.map((p) => [identityKey(p.key), { key: p.material }]));
   return {
-    material: new Map(prepared.map((p) => [identityKey(p.key), { key: p.material }])),
+    material: materialOf(prepared),
     created: prepared.some((p) => p.fresh !== undefined),
-    isCurrent: (view) =>
-      prepared.every(({ key, wrapped, fresh }) => {
-        const stored = view.key(key);
+    recheck: (view) => {
+      let changed = false;
+      const now_ = prepared.map((p): Prepared => {
+        const stored = view.key(p.key);
         const record = stored === undefined ? undefined : decodeKeyRecord(stored);
-        if (fresh === undefined) return Buffer.from(usableWrapped(key, record, now)).equals(wrapped);
-        if (record !== undefined && record.destroyedAt !== null) usableWrapped(key, record, now);
-        return record === undefined;
-      }),
-    rows: prepared.flatMap(({ key, fresh }) =>
-      fresh === undefined ? [] : [{ key, record: encodeKeyRecord(fresh), expiresAt: fresh.expiresAt, indexedExpiresAt: null }],
-    ),
+        if (p.fresh === undefined) {
+          if (!Buffer.from(usableWrapped(p.key, record, now)).equals(p.wrapped)) throw new KeyDestroyedError(`key ${JSON.stringify(p.key)} changed while the append was prepared`);
+          return p;
+        }
+        if (record === undefined) return p;
+        // Another writer created the key meanwhile (or destroyed it: that throws): use theirs.
+        const wrapped = usableWrapped(p.key, record, now);
+        changed = true;
+        return { key: p.key, material: cache.material(p.key, wrapped), wrapped, fresh: undefined };
+      });
+      return changed ? { material: materialOf(now_), rows: rowsOf(now_) } : undefined;
+    },
+    rows: rowsOf(prepared),
   };
 }
 

@@ -7,6 +7,20 @@ import { parsePointer } from './json-pointer.ts';
 
 type Container = Record<string, unknown> | unknown[];
 
+/** Paths of stored patches repeat endlessly in a fold: each is parsed once (the first 10,000). */
+const PARSED_PATHS = new Map<string, readonly string[] | string>();
+const MAX_PARSED_PATHS = 10_000;
+
+/** `parsePointer` of a path, remembered. The segments must not be changed by the caller. */
+function segmentsOf(pointer: string): readonly string[] | string {
+  let parsed = PARSED_PATHS.get(pointer);
+  if (parsed === undefined) {
+    parsed = parsePointer(pointer);
+    if (PARSED_PATHS.size < MAX_PARSED_PATHS) PARSED_PATHS.set(pointer, parsed);
+  }
+  return parsed;
+}
+
 function isContainer(value: unknown): value is Container {
   return typeof value === 'object' && value !== null;
 }
@@ -70,13 +84,13 @@ export function applyPatchAtomic(state: unknown, patch: readonly Operation[]): u
   try {
     for (const op of patch) {
       if (isContainer(doc)) {
-        const path = parsePointer(op.path);
+        const path = segmentsOf(op.path);
         if (typeof path !== 'string') {
           copyPath(doc, path, copied);
           if ((op.op === 'add' || op.op === 'replace') && setMember(doc, path, op.value, op.op === 'replace')) continue;
         }
         if (op.op === 'move') {
-          const from = parsePointer(op.from);
+          const from = segmentsOf(op.from);
           if (typeof from !== 'string') copyPath(doc, from, copied);
         }
       }

@@ -24,8 +24,11 @@ import { assertStorableState, identityKey, isPlainObject, prepareCallback, prepa
 import type { StateChange } from '../storage/engine.ts';
 import type { CatchUpResult, Projection, ProjectionOptions } from './projection.ts';
 
-/** Events per batch: bounds memory and how long one commit takes. */
-const BATCH_EVENTS = 5_000;
+/**
+ * Events per batch: bounds memory and how long one commit takes, and a state changed several
+ * times within a batch is written once.
+ */
+export const CATCH_UP_BATCH = 25_000;
 /** Events folded between two reads of the states they need (one engine call per chunk). */
 const CHUNK_EVENTS = 256;
 /** States opened together (one read of their keys) by `entries`. */
@@ -246,7 +249,7 @@ export class StoredProjection<State> {
     for await (const event of readEvents(this.#core, { ...this.#filter, from: position + 1 }, head)) {
       chunk.push(event);
       if (chunk.length === CHUNK_EVENTS) await fold();
-      if (++seen >= BATCH_EVENTS) {
+      if (++seen >= CATCH_UP_BATCH) {
         to = event.seq;
         break;
       }
