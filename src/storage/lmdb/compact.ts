@@ -25,7 +25,7 @@ function isAlive(pid: number): boolean {
 }
 
 /** Other live processes holding a slot in the store's reader table, i.e. with the store open. */
-function otherProcesses(store: Store): number[] {
+export function otherProcesses(store: Store): number[] {
   const pids = new Set<number>();
   for (const line of store.root.readerList().split('\n').slice(1)) {
     const pid = Number.parseInt(line.trim().split(/\s+/)[0] ?? '', 10);

@@ -3,7 +3,7 @@
  * Writes run inside one lmdb-js write transaction callback (synchronous; concurrent ones of this
  * process share one commit and one sync); LMDB's lock serializes them across processes.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Key } from 'lmdb';
 import { packr } from '../../model/msgpack.ts';
@@ -22,10 +22,12 @@ import type {
   WriteRequest,
   WriteView,
 } from '../engine.ts';
-import { assertAlone, compactStore } from './compact.ts';
+import { assertAlone, compactStore, otherProcesses } from './compact.ts';
 import { CONSUMER_META, CONSUMER_STATE, EMPTY, encodeLatest, indexedSeqs, indexKey, lastSeq, MAX_SEQ, openStore, type Store } from './layout.ts';
 import { verifyIndexes } from './verify-indexes.ts';
 
+/** How often a connection looks again whether other processes have the store open. */
+const ALONE_CHECK_MS = 1000;
 /** How often `watch` looks at the head for other processes' commits. */
 const WATCH_POLL_MS = 50;
 
@@ -64,6 +66,15 @@ function wipe(db: Store['keys'], key: Key): void {
 interface Tail {
   seq: number;
   record: Uint8Array;
+}
+
+/** Asynchronous transactions in flight, by store directory, in this process. */
+const inFlight = new Map<string, number>();
+
+interface QueuedWrite {
+  run(store: Store): unknown;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
 }
 
 const NOTHING: { actions: readonly number[]; effects: readonly number[] } = { actions: [], effects: [] };
@@ -175,9 +186,16 @@ class LmdbStorage implements Storage {
   readonly #watchers = new Set<() => void>();
   #watch: { timer: NodeJS.Timeout; head: number } | undefined;
   #tail: Tail | undefined;
+  /** Writes asked for in this turn, not yet handed to lmdb-js. */
+  #queued: QueuedWrite[] = [];
+  #aloneAt: { at: number; alone: boolean } | undefined;
+
+  /** The store directory's real path: one lmdb-js environment per directory in a process. */
+  readonly #directory: string;
 
   constructor(path: string, store: Store) {
     this.location = path;
+    this.#directory = realpathSync(path);
     this.#store = store;
   }
 
@@ -244,23 +262,83 @@ class LmdbStorage implements Storage {
     return effects;
   }
 
-  async write<Result>(request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>): Promise<Result> {
-    const store = await this.#ready();
-    return store.root.transaction(() => {
-      const decision = decide(new LmdbView(store, request, this.#tail));
-      // Everything that can throw ran in decide: from here on the writes go in whole.
-      if (decision.events !== undefined && decision.events.length > 0) {
-        writeEvents(store, decision.events);
-        const last = decision.events[decision.events.length - 1] as EventRow;
-        this.#tail = { seq: last.seq, record: last.record };
-      }
-      if (decision.keys !== undefined) writeKeys(store, decision.keys);
-      if (decision.idempotency !== undefined) {
-        const { key, first, last } = decision.idempotency;
-        store.idempotency.put(key, packr.pack([first, last]));
-      }
-      return decision.result;
+  /**
+   * A write runs as one lmdb-js transaction callback. Writes asked for within one turn of the
+   * event loop are handed to lmdb-js together, which runs their callbacks in one transaction with
+   * one commit and one sync (asked for: in the order asked). A write alone in its turn, with no
+   * transaction on the store in flight in this process and no other process on the store (looked up at
+   * most once a second), commits synchronously instead (`transactionSync`): one durable append
+   * at a time then costs one sync commit, without lmdb-js's hand-over to its write thread. The
+   * event loop waits for that commit. With another process about, writes go the asynchronous
+   * way, so the event loop does not wait on that process's transactions (except one that opened
+   * the store within the last second, for one commit at most).
+   */
+  write<Result>(request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>): Promise<Result> {
+    return new Promise<Result>((resolve, reject) => {
+      const queued: QueuedWrite = { run: (store) => this.#apply(store, request, decide), resolve: resolve as (value: unknown) => void, reject };
+      this.#queued.push(queued);
+      if (this.#queued.length === 1) setImmediate(() => void this.#flush());
     });
+  }
+
+  /** Hands the writes of a turn to lmdb-js: together in one transaction, or a lone one synchronously. */
+  async #flush(): Promise<void> {
+    let store: Store;
+    try {
+      store = await this.#ready();
+    } catch (error) {
+      for (const queued of this.#queued.splice(0)) queued.reject(error);
+      return;
+    }
+    const writes = this.#queued.splice(0);
+    if (writes.length === 1 && (inFlight.get(this.#directory) ?? 0) === 0 && this.#alone(store)) {
+      const [lone] = writes as [QueuedWrite];
+      try {
+        lone.resolve(store.root.transactionSync(() => lone.run(store)));
+      } catch (error) {
+        lone.reject(error);
+      }
+      return;
+    }
+    for (const queued of writes) this.#transaction(store, () => queued.run(store)).then(queued.resolve, queued.reject);
+  }
+
+  /**
+   * An lmdb-js asynchronous transaction, counted per store directory (connections of one process
+   * on one directory share lmdb-js's environment): a synchronous one must never start while one
+   * is in flight, since its callback waits for this thread, which would then be blocked.
+   */
+  #transaction<T>(store: Store, work: () => T): Promise<T> {
+    inFlight.set(this.#directory, (inFlight.get(this.#directory) ?? 0) + 1);
+    return store.root.transaction(work).finally(() => {
+      const left = (inFlight.get(this.#directory) ?? 1) - 1;
+      if (left === 0) inFlight.delete(this.#directory);
+      else inFlight.set(this.#directory, left);
+    });
+  }
+
+  /** Whether no other process has the store open, as of the last look (at most a second old). */
+  #alone(store: Store): boolean {
+    const now = Date.now();
+    if (this.#aloneAt === undefined || now - this.#aloneAt.at > ALONE_CHECK_MS) this.#aloneAt = { at: now, alone: otherProcesses(store).length === 0 };
+    return this.#aloneAt.alone;
+  }
+
+  /** One write inside its transaction: the view, the log's decision, the rows it returns. */
+  #apply<Result>(store: Store, request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>): Result {
+    const decision = decide(new LmdbView(store, request, this.#tail));
+    // Everything that can throw ran in decide: from here on the writes go in whole.
+    if (decision.events !== undefined && decision.events.length > 0) {
+      writeEvents(store, decision.events);
+      const last = decision.events[decision.events.length - 1] as EventRow;
+      this.#tail = { seq: last.seq, record: last.record };
+    }
+    if (decision.keys !== undefined) writeKeys(store, decision.keys);
+    if (decision.idempotency !== undefined) {
+      const { key, first, last } = decision.idempotency;
+      store.idempotency.put(key, packr.pack([first, last]));
+    }
+    return decision.result;
   }
 
   async snapshot(aggregate: Identity, upTo: number): Promise<{ seq: number; value: Uint8Array } | undefined> {
@@ -273,7 +351,7 @@ class LmdbStorage implements Storage {
   async putSnapshot(aggregate: Identity, seq: number, value: Uint8Array): Promise<boolean> {
     const store = await this.#ready();
     const key: Key = [aggregate[0], aggregate[1]];
-    return store.root.transaction(() => {
+    return this.#transaction(store, () => {
       for (const _ of indexedSeqs(store.effectsByAggregate, aggregate, seq + 1)) return false;
       const stored = store.snapshots.get(key);
       if (stored !== undefined && (packr.unpack(stored) as [number])[0] >= seq) return false;
@@ -288,12 +366,13 @@ class LmdbStorage implements Storage {
   }
 
   async initMeta(values: Readonly<Record<string, Uint8Array>>): Promise<Record<string, Uint8Array>> {
-    const store = await this.#ready();
-    return store.meta.transactionSync(() => {
+    const store = await this.#fresh();
+    // Asynchronous, and counted: another connection of this process may have transactions in flight.
+    return this.#transaction(store, () => {
       const stored: Record<string, Uint8Array> = {};
       for (const [name, value] of Object.entries(values)) {
         let current = store.meta.get(name);
-        if (current === undefined) store.meta.putSync(name, (current = Buffer.from(value)));
+        if (current === undefined) store.meta.put(name, (current = Buffer.from(value)));
         stored[name] = current;
       }
       return stored;
@@ -360,7 +439,7 @@ class LmdbStorage implements Storage {
 
   async commitStates(name: string, expected: Uint8Array | undefined, meta: Uint8Array, changes: readonly StateChange[]): Promise<boolean> {
     const store = await this.#ready();
-    return store.root.transaction(() => {
+    return this.#transaction(store, () => {
       if (!sameBytes(store.projections.get([name, CONSUMER_META]), expected)) return false;
       for (const { aggregate, value, wipe: mustWipe } of changes) {
         const key: Key = [name, CONSUMER_STATE, aggregate[0], aggregate[1]];
@@ -375,7 +454,7 @@ class LmdbStorage implements Storage {
 
   async dropConsumer(name: string): Promise<void> {
     const store = await this.#ready();
-    await store.root.transaction(() => {
+    await this.#transaction(store, () => {
       for (const key of store.projections.getKeys({ start: [name] })) {
         if ((key as unknown[])[0] !== name) break;
         store.projections.remove(key);
