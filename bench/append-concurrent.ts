@@ -6,7 +6,7 @@
  * 1000 concurrent sets of plain async puts (which lmdb-js batches into one transaction).
  */
 import type { Log, NewAction } from '../src/index.ts';
-import { EMPTY, type Store } from '../src/storage/lmdb/layout.ts';
+import { EMPTY, encodeLatest, type Store } from '../src/storage/lmdb/layout.ts';
 import {
   assertOk, assertSameRecords, closeRawStore, emit, makeActions, median, note, now, openBenchLog, openRawStore, preEncode,
   rawPut, round, type Bench, type RawWrite,
@@ -35,6 +35,7 @@ async function rawPutRound(store: Store, writes: readonly RawWrite[], next: { se
   await Promise.all(writes.map((write) => {
     const seq = ++next.seq;
     store.byAggregate.put([...write.aggregate, seq], EMPTY);
+    store.latest.put(write.aggregate, encodeLatest(seq));
     store.byTrigger.put([...write.trigger, seq], write.triggerValue);
     return store.events.put(seq, write.record);
   }));

@@ -5,7 +5,7 @@
  * The raw baseline writes exactly what coherence writes: the same record bytes (encoded and
  * hash-chained with coherence's own encoder, before the clock starts), the same index entries
  * (events by seq, by-aggregate [kind, id, seq] -> '', by-trigger [kind, id, seq] -> packed
- * aggregate) and the same transaction sizes, through lmdb directly, with no validation and no
+ * aggregate, latest [kind, id] -> seq) and the same transaction sizes, through lmdb directly, with no validation and no
  * checks. The store is opened by `openStore`, so the open options are coherence's by construction.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { openLog, type Identity, type Log, type NewAction } from '../src/index.t
 import { prepareEvents } from '../src/model/validate.ts';
 import { encodeBody, GENESIS_HASH, sealRecord, toBody } from '../src/log/record.ts';
 import { packr } from '../src/model/msgpack.ts';
-import { EMPTY, openStore, type Store } from '../src/storage/lmdb/layout.ts';
+import { EMPTY, encodeLatest, openStore, type Store } from '../src/storage/lmdb/layout.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Results
@@ -203,6 +203,7 @@ export function preEncode(events: readonly NewAction[], previousHash: Uint8Array
 export function rawPut(store: Store, seq: number, write: RawWrite): void {
   store.events.put(seq, write.record);
   store.byAggregate.put([...write.aggregate, seq], EMPTY);
+  store.latest.put(write.aggregate, encodeLatest(seq));
   store.byTrigger.put([...write.trigger, seq], write.triggerValue);
 }
 
