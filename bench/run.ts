@@ -17,6 +17,7 @@ import { appendLatency, PROBES } from './append-latency.ts';
 import { appendStages } from './append-stages.ts';
 import { cliStartup } from './cli-startup.ts';
 import { commandBenches } from './commands.ts';
+import { emmettSqlite } from './emmett-sqlite.ts';
 import { encryptedAppend } from './encrypted-append.ts';
 import { encryptedRead } from './encrypted-read.ts';
 import { projectionBenches } from './projection-catchup.ts';
@@ -42,6 +43,7 @@ const BENCHES: readonly Bench[] = [
   cliStartup,
   ...commandBenches,
   postgres,
+  emmettSqlite,
 ];
 
 /** A bad command line: reported as one line, exit code 2. */
