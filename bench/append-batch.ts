@@ -3,7 +3,8 @@
  * single-writer case), against raw LMDB doing the same puts in one `root.transaction` per `size`
  * events. The target is for calls awaited one after the other; alongside, both with `PIPELINE`
  * calls in flight (each with the base its predecessors leave), which lets lmdb-js commit several
- * in one go and overlaps coherence's validation and encoding with the commit before.
+ * in one go and overlaps coherence's validation and encoding with the commit before; its ratio
+ * is reported against the same target (`pipelined_met`), `met` stays on the awaited calls.
  */
 import type { Log, NewAction } from '../src/index.ts';
 import type { Store } from '../src/storage/lmdb/layout.ts';
@@ -78,9 +79,10 @@ async function pair(swap: boolean, a: () => Promise<number>, b: () => Promise<nu
 /**
  * @param size events per append call
  * @param events events per round at scale 1
- * @param target the target, as a ratio to raw (`ratio`) or absolute events/s (`absolute`)
+ * @param target the target, a ratio to raw; `absolute` (events/s, an earlier issue's target) is
+ *   reported alongside, not judged by `met`
  */
-export function appendBatch(size: number, events: number, target: { ratio: number } | { absolute: number }): Bench {
+export function appendBatch(size: number, events: number, target: { ratio: number; absolute?: number }): Bench {
   const name = `append-batch-${size}`;
   return {
     name,
@@ -115,7 +117,8 @@ export function appendBatch(size: number, events: number, target: { ratio: numbe
       }
       const coherencePerS = median(runs.coherence);
       const ratio = median(ratios);
-      const base = {
+      const pipelinedRatio = median(pipelinedRatios);
+      emit({
         bench: name,
         events: count,
         batch: size,
@@ -130,16 +133,15 @@ export function appendBatch(size: number, events: number, target: { ratio: numbe
         pipelined: PIPELINE,
         coherence_pipelined_per_s: round(median(runs.coherencePipelined)),
         raw_pipelined_per_s: round(median(runs.rawPipelined)),
-        pipelined_ratio: round(median(pipelinedRatios), 3),
-      };
-      if ('ratio' in target) {
-        emit({ ...base, target: `>=${target.ratio}x raw`, met: ratio >= target.ratio });
-      } else {
-        emit({ ...base, target: `>=${target.absolute} events/s`, met: coherencePerS >= target.absolute });
-      }
+        pipelined_ratio: round(pipelinedRatio, 3),
+        pipelined_met: pipelinedRatio >= target.ratio,
+        ...(target.absolute === undefined ? {} : { absolute_target: `>=${target.absolute} events/s`, absolute_met: coherencePerS >= target.absolute }),
+        target: `>=${target.ratio}x raw`,
+        met: ratio >= target.ratio,
+      });
     },
   };
 }
 
 export const appendBatch1000 = appendBatch(1000, 50_000, { ratio: 0.7 });
-export const appendBatch100 = appendBatch(100, 25_000, { absolute: 75_000 });
+export const appendBatch100 = appendBatch(100, 25_000, { ratio: 0.8, absolute: 75_000 });

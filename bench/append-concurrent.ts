@@ -2,18 +2,21 @@
  * 1000 concurrent single-event `append` calls (Promise.all), each with a base and a conflict
  * check: the base is the head when the round starts, so every append but the first of a round
  * runs the conflict check on an aggregate with history (one per aggregate of the round, so none
- * conflicts). Raw baseline: 1000 concurrent `root.transaction`s with the same puts; also printed,
- * 1000 concurrent sets of plain async puts (which lmdb-js batches into one transaction).
+ * conflicts). Raw baseline: 1000 concurrent `root.transaction`s with the same puts; target
+ * >= 0.5x raw (the median over rounds of coherence/raw within a round). Also printed: 1000
+ * concurrent sets of plain async puts (which lmdb-js batches into one transaction), and the
+ * first issue's absolute target.
  */
 import type { Log, NewAction } from '../src/index.ts';
-import { EMPTY, type Store } from '../src/storage/lmdb/layout.ts';
+import { EMPTY, encodeLatest, type Store } from '../src/storage/lmdb/layout.ts';
 import {
   assertOk, assertSameRecords, closeRawStore, emit, makeActions, median, note, now, openBenchLog, openRawStore, preEncode,
   rawPut, round, type Bench, type RawWrite,
 } from './support.ts';
 
 const CONCURRENCY = 1000;
-const TARGET = 60_000;
+const TARGET_RATIO = 0.5;
+const ABSOLUTE_TARGET = 60_000;
 
 async function coherenceRound(log: Log, events: readonly NewAction[]): Promise<number> {
   const base = await log.head();
@@ -35,6 +38,7 @@ async function rawPutRound(store: Store, writes: readonly RawWrite[], next: { se
   await Promise.all(writes.map((write) => {
     const seq = ++next.seq;
     store.byAggregate.put([...write.aggregate, seq], EMPTY);
+    store.latest.put(write.aggregate, encodeLatest(seq));
     store.byTrigger.put([...write.trigger, seq], write.triggerValue);
     return store.events.put(seq, write.record);
   }));
@@ -93,6 +97,7 @@ export const appendConcurrent: Bench = {
     await assertSameRecords(logDir, writes);
     for (const dir of [logDir, txDir, putDir]) context.remove(dir);
     const coherencePerS = median(coherence);
+    const ratio = median(pairRatios);
     emit({
       bench: 'append-concurrent',
       concurrency: CONCURRENCY,
@@ -100,10 +105,12 @@ export const appendConcurrent: Bench = {
       events: rounds * CONCURRENCY,
       coherence_per_s: round(coherencePerS),
       raw_per_s: round(median(rawTx)),
-      ratio: round(median(pairRatios), 3),
+      ratio: round(ratio, 3),
       raw_puts_per_s: round(median(rawPuts)),
-      target: `>=${TARGET} events/s`,
-      met: coherencePerS >= TARGET,
+      absolute_target: `>=${ABSOLUTE_TARGET} events/s`,
+      absolute_met: coherencePerS >= ABSOLUTE_TARGET,
+      target: `>=${TARGET_RATIO}x raw`,
+      met: ratio >= TARGET_RATIO,
     });
   },
 };

@@ -1,6 +1,6 @@
 /**
- * Issue 3: append of 1000 events per call with one encrypted 32-byte field each, against the
- * same append without encryption, in the same run. Target: encrypted >= 0.5x plain.
+ * Append of 1000 events per call with one encrypted 32-byte field each, against the same append
+ * without encryption, in the same run. Target (issue 14): encrypted >= 0.6x plain (issue 3's was 0.5x).
  *
  * Each round appends the same events to three fresh stores, one call of 1000 awaited after the
  * other (base = head), in an order that rotates round by round so the machine's other load
@@ -21,7 +21,7 @@ import { identityKey, prepareEvents } from '../src/model/validate.ts';
 import { cipherMicros, openKeyedLog, runIfMain, workloadAction } from './encryption-support.ts';
 import { assertOk, emit, median, note, now, patchBytes, round, type Bench, type BenchContext } from './support.ts';
 
-const TARGET = 0.5;
+const TARGET = 0.6;
 const BATCH = 1000;
 const ROUNDS = 4;
 const AGGREGATES = 1000;

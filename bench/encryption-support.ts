@@ -19,7 +19,7 @@ import { deriveKek, unwrapKey } from '../src/crypto/key-wrap.ts';
 import { openValue } from '../src/crypto/envelope.ts';
 import { decodeBody, encryptionKeysOf, type ActionBody } from '../src/log/record.ts';
 import {
-  assertOk, buildStore, closeRawStore, emit, fixedClock, makeTempDir, note, now, openRawStore, removeAllDirs, removeDir, round, text, WORDS,
+  assertOk, buildStore, closeRawStore, emit, fixedClock, makeTempDir, note, now, openRawStore, printSummary, removeAllDirs, removeDir, round, text, WORDS,
   type Bench, type BenchContext, type BuiltStore,
 } from './support.ts';
 
@@ -313,6 +313,7 @@ export function runIfMain(moduleUrl: string, benches: readonly Bench[]): void {
       }
     } finally {
       removeAllDirs();
+      printSummary();
     }
     note(`done in ${Math.round((now() - started) / 1000)} s (scale ${scale})`);
   })().catch((error: unknown) => {

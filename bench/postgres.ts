@@ -16,15 +16,14 @@
  * or a throw-away one started with .ci/postgres (stock settings, fsync on) for the run.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { openLog, type Log, type NewAction } from '../src/index.ts';
+import { openLog } from '../src/index.ts';
 import { postgresEngine } from '../src/storage/postgres/index.ts';
-import { assertOk, emit, fixedClock, makeActions, median, note, now, openBenchLog, round, type Bench, type BenchContext } from './support.ts';
+import { EmmettWriter, interleave, loadPeer, ROOT, streamOf, timed, Writer, type EmmettStore } from './peer-support.ts';
+import { emit, fixedClock, makeActions, note, openBenchLog, round, type Bench, type BenchContext } from './support.ts';
 
 const CONCURRENCY = 100;
 const WAVES = 10;
@@ -33,23 +32,12 @@ const CALLS = 20;
 const CONCURRENT_TARGET = 2;
 const BATCH_TARGET = 1.5;
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PEERS = join(ROOT, 'bench', 'peers');
+type PostgresStore = EmmettStore & { close(): Promise<void> };
 
-/** What the benchmark uses of Emmett's PostgreSQL event store. */
-interface EmmettStore {
-  appendToStream(stream: string, events: { type: string; data: unknown }[], options?: { expectedStreamVersion?: bigint | string }): Promise<{ nextExpectedStreamVersion: bigint }>;
-  close(): Promise<void>;
-}
-
-/** Emmett, installed into bench/peers/ (not the library's package.json) the first time it is needed. */
-async function loadEmmett(): Promise<(connectionString: string) => EmmettStore> {
-  if (!existsSync(join(PEERS, 'node_modules', '@event-driven-io', 'emmett-postgresql'))) {
-    note('installing the peers in bench/peers (npm ci)');
-    execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: PEERS, stdio: ['ignore', process.stderr, process.stderr] });
-  }
-  const entry = createRequire(join(PEERS, 'package.json')).resolve('@event-driven-io/emmett-postgresql');
-  const module = (await import(pathToFileURL(entry).href)) as { getPostgreSQLEventStore?: (url: string) => EmmettStore; default?: { getPostgreSQLEventStore: (url: string) => EmmettStore } };
+/** Emmett's PostgreSQL event store, from bench/peers/ (not the library's package.json). */
+async function loadEmmett(): Promise<(connectionString: string) => PostgresStore> {
+  type Factory = (url: string) => PostgresStore;
+  const module = await loadPeer<{ getPostgreSQLEventStore?: Factory; default?: { getPostgreSQLEventStore: Factory } }>('@event-driven-io/emmett-postgresql');
   const factory = module.getPostgreSQLEventStore ?? module.default?.getPostgreSQLEventStore;
   if (factory === undefined) throw new Error('bench: @event-driven-io/emmett-postgresql has no getPostgreSQLEventStore');
   return factory;
@@ -91,83 +79,18 @@ async function freshDatabase(serverUrl: string, name: string): Promise<{ url: st
   return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
 
-const asEmmettEvent = (event: NewAction) => ({ type: 'BookEdited', data: { ...event.action, triggers: event.triggers } });
-const streamOf = (event: NewAction) => `book-${event.action.aggregate[1]}`;
-
-/** Emmett with the expected version of each stream it has written, as a careful caller keeps it. */
-class EmmettWriter {
-  readonly #store: EmmettStore;
-  readonly #versions = new Map<string, bigint>();
-
-  constructor(store: EmmettStore) {
-    this.#store = store;
-  }
-
-  async append(stream: string, events: NewAction[]): Promise<void> {
-    const expected = this.#versions.get(stream);
-    const result = await this.#store.appendToStream(stream, events.map(asEmmettEvent), { expectedStreamVersion: expected ?? 'STREAM_DOES_NOT_EXIST' });
-    this.#versions.set(stream, result.nextExpectedStreamVersion);
-  }
-}
-
-/** Events per second of one round of `work` over `count` events. */
-async function timed(count: number, work: () => Promise<void>): Promise<number> {
-  const started = now();
-  await work();
-  return count / ((now() - started) / 1000);
-}
-
-/** A log with the highest seq its appends returned, its caller's base (as Emmett's caller keeps versions). */
-class Writer {
-  readonly log: Log;
-  base = 0;
-
-  constructor(log: Log) {
-    this.log = log;
-  }
-
-  /** One append per event, all at once, each based on the seq the wave before left. */
-  async wave(events: readonly NewAction[]): Promise<void> {
-    const base = this.base;
-    const results = await Promise.all(events.map((event) => this.log.append([event], { base })));
-    for (const result of results) {
-      assertOk(result, 'a concurrent append');
-      if (result.status === 'ok') this.base = Math.max(this.base, result.events.at(-1)?.seq ?? 0);
-    }
-  }
-
-  async batch(events: NewAction[]): Promise<void> {
-    const result = await this.log.append(events, { base: this.base });
-    assertOk(result, 'a batch append');
-    if (result.status === 'ok') this.base = result.events.at(-1)?.seq ?? this.base;
-  }
-}
-
 type Round = (kind: 'postgres' | 'emmett' | 'lmdb', r: number) => Promise<number>;
 
 /** Runs `rounds` (after one warm-up) of the three, rotating which goes first; emits the line. */
 async function compare(name: string, rounds: number, run: Round, extra: Record<string, unknown>, target: number): Promise<void> {
-  const kinds = ['postgres', 'emmett', 'lmdb'] as const;
-  const figures = { postgres: [] as number[], emmett: [] as number[], lmdb: [] as number[] };
-  const ratios: number[] = [];
-  for (let r = 0; r <= rounds; r++) {
-    const within: Partial<Record<(typeof kinds)[number], number>> = {};
-    for (let k = 0; k < kinds.length; k++) {
-      const kind = kinds[(r + k) % kinds.length] as (typeof kinds)[number];
-      within[kind] = await run(kind, r);
-    }
-    if (r === 0) continue;
-    for (const kind of kinds) figures[kind].push(within[kind] as number);
-    ratios.push((within.postgres as number) / (within.emmett as number));
-  }
-  const ratio = median(ratios);
+  const { medians, ratio } = await interleave(['postgres', 'emmett', 'lmdb'] as const, rounds, run, 'postgres', 'emmett');
   emit({
     bench: name,
     ...extra,
     rounds,
-    coherence_postgres_per_s: round(median(figures.postgres)),
-    emmett_postgres_per_s: round(median(figures.emmett)),
-    coherence_lmdb_per_s: round(median(figures.lmdb)),
+    coherence_postgres_per_s: round(medians.postgres),
+    emmett_postgres_per_s: round(medians.emmett),
+    coherence_lmdb_per_s: round(medians.lmdb),
     ratio: round(ratio, 2),
     target: `>=${target}x Emmett on PostgreSQL`,
     met: ratio >= target,

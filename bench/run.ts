@@ -6,6 +6,8 @@
  * interleaved round by round with coherence (alternating which goes first), and reports
  * `ratio` as the median over rounds of coherence/raw within a round, so load from other users of
  * the machine cancels out as far as it can. `met` says whether the target of the issue is met.
+ * At the end (also after a failure), a summary: a table on stderr with one row per result that
+ * has a target (key figure, ratio, target, met), and a last JSON line `{"bench":"summary",...}`.
  *
  * Scale: BENCH_SCALE (default 1) or `--scale=x`, `--quick` = 0.1. At scale 1 the large store has
  * 1M events; at 0.1 it has 100k, which is enough to develop with but not the figures of the issue.
@@ -17,6 +19,7 @@ import { appendLatency, PROBES } from './append-latency.ts';
 import { appendStages } from './append-stages.ts';
 import { cliStartup } from './cli-startup.ts';
 import { commandBenches } from './commands.ts';
+import { emmettSqlite } from './emmett-sqlite.ts';
 import { encryptedAppend } from './encrypted-append.ts';
 import { encryptedRead } from './encrypted-read.ts';
 import { projectionBenches } from './projection-catchup.ts';
@@ -24,7 +27,7 @@ import { open } from './open.ts';
 import { postgres } from './postgres.ts';
 import { read } from './read.ts';
 import { snapshots } from './snapshots.ts';
-import { buildStore, emit, makeTempDir, note, removeAllDirs, removeDir, type Bench, type BenchContext, type BuiltStore } from './support.ts';
+import { buildStore, emit, makeTempDir, note, printSummary, removeAllDirs, removeDir, type Bench, type BenchContext, type BuiltStore } from './support.ts';
 
 const BENCHES: readonly Bench[] = [
   appendBatch1000,
@@ -42,6 +45,7 @@ const BENCHES: readonly Bench[] = [
   cliStartup,
   ...commandBenches,
   postgres,
+  emmettSqlite,
 ];
 
 /** A bad command line: reported as one line, exit code 2. */
@@ -96,6 +100,7 @@ async function main(): Promise<void> {
     }
   } finally {
     removeAllDirs();
+    printSummary();
   }
   note(`done in ${Math.round((performance.now() - started) / 1000)} s (scale ${scale})`);
 }

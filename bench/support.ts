@@ -5,7 +5,7 @@
  * The raw baseline writes exactly what coherence writes: the same record bytes (encoded and
  * hash-chained with coherence's own encoder, before the clock starts), the same index entries
  * (events by seq, by-aggregate [kind, id, seq] -> '', by-trigger [kind, id, seq] -> packed
- * aggregate) and the same transaction sizes, through lmdb directly, with no validation and no
+ * aggregate, latest [kind, id] -> seq) and the same transaction sizes, through lmdb directly, with no validation and no
  * checks. The store is opened by `openStore`, so the open options are coherence's by construction.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { openLog, type Identity, type Log, type NewAction } from '../src/index.t
 import { prepareEvents } from '../src/model/validate.ts';
 import { encodeBody, GENESIS_HASH, sealRecord, toBody } from '../src/log/record.ts';
 import { packr } from '../src/model/msgpack.ts';
-import { EMPTY, openStore, type Store } from '../src/storage/lmdb/layout.ts';
+import { EMPTY, encodeLatest, openStore, type Store } from '../src/storage/lmdb/layout.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Results
@@ -24,9 +24,71 @@ import { EMPTY, openStore, type Store } from '../src/storage/lmdb/layout.ts';
 /** One result line. `bench` names it; the rest are figures. */
 export type Result = { bench: string } & Record<string, unknown>;
 
-/** Prints a result as one JSON line on stdout. */
+/** Every result emitted in this run, in order: what `printSummary` renders. */
+const emitted: Result[] = [];
+
+/** Prints a result as one JSON line on stdout, and keeps it for the summary. */
 export function emit(result: Result): void {
+  emitted.push(result);
   process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+/** One row of the summary: a result that has a target (or was skipped). */
+interface SummaryRow {
+  bench: string;
+  /** The result's key figure, `name value`: its first `*_per_s`, else its first `*_ms` or `*_mb`. */
+  figure: string;
+  /** `ratio`, else the result's first `*_ratio` field, named. */
+  ratio: string;
+  target: string;
+  met: boolean | 'skipped';
+}
+
+function figureText(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (value !== null && typeof value === 'object') return Object.entries(value).map(([k, v]) => `${k} ${String(v)}`).join(', ');
+  return String(value);
+}
+
+/** The first field of `result` whose name ends with one of `suffixes` (tried in turn), as `name value`. */
+function firstField(result: Result, suffixes: readonly string[]): string {
+  for (const suffix of suffixes) {
+    const found = Object.entries(result).find(([key]) => key.endsWith(suffix));
+    if (found !== undefined) return `${found[0]} ${figureText(found[1])}`;
+  }
+  return '-';
+}
+
+/** The rows of the summary, one per result emitted with `target` and `met` or `skipped`. */
+function summaryRows(): SummaryRow[] {
+  const rows: SummaryRow[] = [];
+  for (const result of emitted) {
+    if (typeof result.skipped === 'string') {
+      rows.push({ bench: result.bench, figure: '-', ratio: '-', target: result.skipped, met: 'skipped' });
+    } else if (typeof result.target === 'string' && typeof result.met === 'boolean') {
+      const ratio = typeof result.ratio === 'number' ? String(result.ratio) : firstField(result, ['_ratio']);
+      rows.push({ bench: result.bench, figure: firstField(result, ['_per_s', '_ms', '_mb']), ratio, target: result.target, met: result.met });
+    }
+  }
+  return rows;
+}
+
+/**
+ * The state of the run at a glance: a table on stderr, one row per result with a target, and
+ * one last JSON line on stdout, `{"bench":"summary","targets":n,"targets_met":k,"not_met":[...],"rows":[...]}`.
+ */
+export function printSummary(): void {
+  const rows = summaryRows();
+  if (rows.length === 0) return;
+  const cells = rows.map((row) => [row.bench, row.figure, row.ratio, row.target, row.met === 'skipped' ? 'skipped' : row.met ? 'yes' : 'NO']);
+  const header = ['bench', 'key figure', 'ratio', 'target', 'met'];
+  const widths = header.map((title, c) => Math.max(title.length, ...cells.map((line) => (line[c] as string).length)));
+  const line = (values: readonly string[]) => values.map((value, c) => value.padEnd(widths[c] as number)).join('  ').trimEnd();
+  const judged = rows.filter((row) => row.met !== 'skipped');
+  const notMet = judged.filter((row) => row.met === false).map((row) => row.bench);
+  process.stderr.write(`\n${line(header)}\n${line(widths.map((w) => '-'.repeat(w)))}\n${cells.map(line).join('\n')}\n`);
+  note(`summary: ${judged.length - notMet.length} of ${judged.length} targets met${notMet.length > 0 ? `; not met: ${notMet.join(', ')}` : ''}`);
+  emit({ bench: 'summary', targets: judged.length, targets_met: judged.length - notMet.length, not_met: notMet, rows });
 }
 
 /** Progress for humans, on stderr so stdout stays JSON lines. */
@@ -203,6 +265,7 @@ export function preEncode(events: readonly NewAction[], previousHash: Uint8Array
 export function rawPut(store: Store, seq: number, write: RawWrite): void {
   store.events.put(seq, write.record);
   store.byAggregate.put([...write.aggregate, seq], EMPTY);
+  store.latest.put(write.aggregate, encodeLatest(seq));
   store.byTrigger.put([...write.trigger, seq], write.triggerValue);
 }
 
