@@ -86,7 +86,7 @@ describe('conditions on every route', () => {
     const authenticate = bearer({ jwks, issuer: 'https://id.example', actor: (claims) => (typeof claims.email === 'string' ? { id: ['staff', claims.email], roles: String(claims.scope ?? '').split(' ') } : undefined) });
     const server = await serve(log, { authenticate, facts: { me: { query: (_args, { actor }) => actor, allow: () => true } } });
     try {
-      const sign = (key: CryptoKey, alg: string, kid: string, issuer = 'https://id.example') =>
+      const sign = (key: Parameters<SignJWT["sign"]>[0], alg: string, kid: string, issuer = 'https://id.example') =>
         new SignJWT({ email: 'ann@example.com', scope: 'read write' }).setProtectedHeader({ alg, kid }).setIssuer(issuer).setExpirationTime('5m').sign(key);
       const me = (jwt: string) => fetch(`${server.url}/facts/me`, { headers: { authorization: `Bearer ${jwt}` } });
       for (const jwt of [await sign(rsa.privateKey, 'RS256', 'r'), await sign(ec.privateKey, 'ES256', 'e')]) {

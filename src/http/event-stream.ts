@@ -32,7 +32,8 @@ export function eventStream(app: FastifyInstance, gateway: Gateway, allow: NonNu
     raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
+      // A stream ends only when one side is done with it: never reuse its connection.
+      connection: 'close',
       'x-accel-buffering': 'no',
     });
     raw.write(': coherence event stream\n\n');
@@ -46,7 +47,11 @@ export function eventStream(app: FastifyInstance, gateway: Gateway, allow: NonNu
       unsubscribe();
       unwatch();
       cancelOnClose();
-      raw.end();
+      // Then let go of the connection: a client that went away may keep it open for seconds,
+      // which would hold up the server's close.
+      const socket = request.raw.socket;
+      raw.end(() => socket.destroy());
+      if (raw.destroyed) socket.destroy();
     };
     /** Sends everything from `next` up to the head as it is now; one pump at a time. */
     const pump = (): void => {

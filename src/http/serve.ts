@@ -168,6 +168,18 @@ export async function serve(log: Log, options: ServeOptions): Promise<Server> {
     await Promise.all(follows.map((stop) => stop()));
     throw error;
   }
+  // Requests in flight, so that close() can let them finish and then drop the connections
+  // left: Node's close() waits for sockets a client opened and never used (fetch opens spares)
+  // until the client's own idle timeout.
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  app.server.on('request', (_request, response) => {
+    inFlight++;
+    response.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    });
+  });
   const { port } = app.server.address() as AddressInfo;
   let closed: Promise<void> | undefined;
   const host = prepared.host;
@@ -178,7 +190,10 @@ export async function serve(log: Log, options: ServeOptions): Promise<Server> {
     close(): Promise<void> {
       closed ??= (async () => {
         for (const end of [...closing]) end();
-        await app.close();
+        const stopped = app.close();
+        if (inFlight > 0) await new Promise<void>((resolve) => { drained = resolve; });
+        app.server.closeAllConnections();
+        await stopped;
         await Promise.all(follows.map((stop) => stop()));
       })();
       return closed;
