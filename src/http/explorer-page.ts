@@ -144,10 +144,8 @@ async function showAggregate(text) {
       el('td', {}, event.action ? json(event.action.patch) : 'erasure: key ' + idText(event.effect.trigger), badges(event)),
       el('td', {}, json(after))));
     const views = found.views.map((v) => el('div', { 'data-view': v.view }, el('h3', {}, 'view ' + v.view), json(v.state)));
-    where.replaceChildren(
-      el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'seq'), el('th', {}, 'by'), el('th', {}, 'patch'), el('th', {}, 'state after'))), el('tbody', {}, rows)),
-      rows.length === 0 ? el('p', { class: 'muted' }, 'no events on ' + text) : null,
-      ...views);
+    const table = el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'seq'), el('th', {}, 'by'), el('th', {}, 'patch'), el('th', {}, 'state after'))), el('tbody', {}, rows));
+    where.replaceChildren(rows.length === 0 ? el('p', { class: 'muted' }, 'no events on ' + text) : table, ...views);
   } catch (error) { failed(where, error); }
 }
 
@@ -242,7 +240,7 @@ const BODY = `
 export function page(nonce: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>coherence explorer</title><style nonce="${nonce}">${STYLE}</style></head>
+<title>coherence explorer</title><link rel="icon" href="data:,"><style nonce="${nonce}">${STYLE}</style></head>
 <body>${BODY}
 <script nonce="${nonce}">${SCRIPT}</script></body></html>
 `;
