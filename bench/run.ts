@@ -18,6 +18,7 @@ import { appendStages } from './append-stages.ts';
 import { cliStartup } from './cli-startup.ts';
 import { commandBenches } from './commands.ts';
 import { encryptedAppend } from './encrypted-append.ts';
+import { httpBenches } from './http.ts';
 import { encryptedRead } from './encrypted-read.ts';
 import { projectionBenches } from './projection-catchup.ts';
 import { open } from './open.ts';
@@ -40,6 +41,7 @@ const BENCHES: readonly Bench[] = [
   snapshots,
   cliStartup,
   ...commandBenches,
+  ...httpBenches,
 ];
 
 /** A bad command line: reported as one line, exit code 2. */

@@ -78,6 +78,22 @@ describe('conditions on every route', () => {
     expect(await app.log.head()).toBe(0);
   });
 
+  it('remembers a verified token only while it is in force: past its exp it is a 401', async () => {
+    const { log } = await tempLog();
+    let now = new Date();
+    const authenticate = bearer({ secret: 'a test secret that is at least 32 bytes long', clock: () => now });
+    const server = await serve(log, { authenticate, facts: { me: { query: (_args, { actor }) => actor, allow: () => true } } });
+    try {
+      const jwt = await token('ann', ['reader'], { expiresIn: '10m' });
+      const me = () => fetch(`${server.url}/facts/me`, { headers: { authorization: `Bearer ${jwt}` } }).then((r) => r.status);
+      expect([await me(), await me()]).toEqual([200, 200]);
+      now = new Date(now.getTime() + 11 * 60_000);
+      expect(await me()).toBe(401);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('verifies RS256 and ES256 tokens against a local key set, with configurable claims', async () => {
     const rsa = await generateKeyPair('RS256');
     const ec = await generateKeyPair('ES256');

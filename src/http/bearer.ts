@@ -34,6 +34,12 @@ export interface BearerOptions {
   kind?: string;
   /** The claim holding the default actor's roles. Default `'roles'`. */
   rolesClaim?: string;
+  /**
+   * How many verified tokens to remember, so that a client's next request with the same token
+   * costs a lookup and the `exp`/`nbf` check instead of a signature check. A remembered token
+   * stays valid until its `exp` even if its key leaves the JWKS meanwhile. Default 1000; 0: none.
+   */
+  cacheSize?: number;
 }
 
 type Jose = typeof import('jose');
@@ -41,7 +47,13 @@ let jose: Promise<Jose> | undefined;
 /** jose loads on the first token, so a server that authenticates otherwise never loads it. */
 const loadJose = (): Promise<Jose> => (jose ??= import('jose'));
 
-const OPTION_KEYS = new Set(['secret', 'jwks', 'algorithms', 'issuer', 'audience', 'clockTolerance', 'clock', 'actor', 'kind', 'rolesClaim']);
+const OPTION_KEYS = new Set(['secret', 'jwks', 'algorithms', 'issuer', 'audience', 'clockTolerance', 'clock', 'actor', 'kind', 'rolesClaim', 'cacheSize']);
+
+/** Whether verified claims are still in force at `now` (seconds), as jose checks `exp` and `nbf`. */
+function inForce(claims: JWTPayload, now: number, tolerance: number): boolean {
+  if (typeof claims.exp === 'number' && claims.exp <= now - tolerance) return false;
+  return !(typeof claims.nbf === 'number' && claims.nbf > now + tolerance);
+}
 
 function defaultActor(kind: string, rolesClaim: string): (claims: JWTPayload) => Actor | undefined {
   return (claims) => {
@@ -69,7 +81,8 @@ export function bearer(options: BearerOptions): Authenticate {
   for (const key of Object.keys(options)) {
     if (!OPTION_KEYS.has(key)) throw new InvalidArgumentError(`options.${key}: expected one of ${[...OPTION_KEYS].join(', ')}, got an unknown option`);
   }
-  const { secret, jwks, issuer, audience, clockTolerance = 0, clock, kind = 'user', rolesClaim = 'roles' } = options;
+  const { secret, jwks, issuer, audience, clockTolerance = 0, clock, kind = 'user', rolesClaim = 'roles', cacheSize = 1000 } = options;
+  if (typeof cacheSize !== 'number' || !Number.isSafeInteger(cacheSize) || cacheSize < 0) throw new InvalidArgumentError(`options.cacheSize: expected an integer >= 0, got ${describe(cacheSize)}`);
   if ((secret === undefined) === (jwks === undefined)) throw new InvalidArgumentError('options: expected a secret or a jwks, and only one of them');
   const secretBytes = typeof secret === 'string' ? new TextEncoder().encode(secret) : secret;
   if (secretBytes !== undefined && (!(secretBytes instanceof Uint8Array) || secretBytes.length < 32)) {
@@ -100,13 +113,28 @@ export function bearer(options: BearerOptions): Authenticate {
     return j.createLocalJWKSet(jwks as JSONWebKeySet);
   }));
 
+  /** Verified tokens and their claims, oldest first (a Map keeps insertion order). */
+  const verified = new Map<string, JWTPayload>();
+  const remember = (jwt: string, claims: JWTPayload): void => {
+    if (cacheSize === 0) return;
+    if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
+    verified.set(jwt, claims);
+  };
+
   return async ({ headers }) => {
     const match = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)\s*$/i.exec(headers.authorization ?? '');
     if (match === null) return undefined;
+    const jwt = match[1] as string;
+    const known = verified.get(jwt);
+    if (known !== undefined) {
+      if (inForce(known, (clock?.() ?? new Date()).getTime() / 1000, clockTolerance)) return toActor(known);
+      verified.delete(jwt);
+      return undefined;
+    }
     const j = await loadJose();
     let claims: JWTPayload;
     try {
-      ({ payload: claims } = await j.jwtVerify(match[1] as string, await key(), {
+      ({ payload: claims } = await j.jwtVerify(jwt, await key(), {
         algorithms,
         clockTolerance,
         ...(clock === undefined ? {} : { currentDate: clock() }),
@@ -119,6 +147,7 @@ export function bearer(options: BearerOptions): Authenticate {
       if (error instanceof j.errors.JOSEError && !(error instanceof j.errors.JWKSTimeout)) return undefined;
       throw error;
     }
+    remember(jwt, claims);
     return toActor(claims);
   };
 }

@@ -136,9 +136,12 @@ export async function serve(log: Log, options: ServeOptions): Promise<Server> {
     }
     throw unauthorized();
   });
-  app.addHook('onResponse', async (request, reply) => {
-    prepared.onResponse?.({ method: request.method, path: request.url.split('?')[0] as string, status: reply.statusCode, ms: reply.elapsedTime });
-  });
+  const { onResponse } = prepared;
+  if (onResponse !== undefined) {
+    app.addHook('onResponse', async (request, reply) => {
+      onResponse({ method: request.method, path: request.url.split('?')[0] as string, status: reply.statusCode, ms: reply.elapsedTime });
+    });
+  }
   app.setNotFoundHandler((request, reply) => {
     const problem = notFound(`${request.method} ${request.url.split('?')[0] as string}`);
     return reply.code(404).send(problem.body());
