@@ -3,18 +3,38 @@
  * (RFC 7519): the signature, and `exp` and `nbf` against the clock (and `iss`/`aud` when asked).
  * A token that fails any check authenticates nobody (401); the actor comes from its claims only.
  */
-import type { JSONWebKeySet, JWTPayload } from 'jose';
+import type { JSONWebKeySet } from 'jose';
 import { InvalidArgumentError } from '../errors.ts';
 import { describe } from '../model/json-pointer.ts';
 import type { Actor } from './conditions.ts';
 import type { Authenticate } from './options.ts';
+
+/**
+ * A token's claims once verified (RFC 7519 names a few; the rest are the issuer's). Declared
+ * here rather than taken from jose, so that the types of coherence/http need no DOM library.
+ */
+export interface JwtClaims {
+  iss?: string;
+  sub?: string;
+  aud?: string | string[];
+  exp?: number;
+  nbf?: number;
+  iat?: number;
+  jti?: string;
+  [claim: string]: unknown;
+}
+
+/** A JSON Web Key Set (RFC 7517): the public keys tokens are verified against. */
+export interface JwkSet {
+  keys: { [member: string]: unknown }[];
+}
 
 /** Options of {@link bearer}: a `secret` (HMAC) or a `jwks` (public keys), not both. */
 export interface BearerOptions {
   /** The shared secret of HS256 tokens (HS384/HS512 through `algorithms`); at least 32 bytes. */
   secret?: string | Uint8Array;
   /** The issuer's public keys: the URL of its JWKS (fetched and cached by jose), or a key set itself. */
-  jwks?: string | URL | JSONWebKeySet;
+  jwks?: string | JwkSet;
   /** Accepted algorithms. Default `['HS256']` with a secret, `['RS256', 'PS256', 'ES256', 'EdDSA']` with a JWKS. */
   algorithms?: string[];
   /** Expected `iss`, when given. */
@@ -29,7 +49,7 @@ export interface BearerOptions {
    * The actor of verified claims, or undefined to refuse the token. Default: `sub` as
    * `['user', sub]` (see `kind`) with the strings of the `roles` claim as roles.
    */
-  actor?: (claims: JWTPayload) => Actor | undefined;
+  actor?: (claims: JwtClaims) => Actor | undefined;
   /** The kind of the default actor's identity. Default `'user'`. */
   kind?: string;
   /** The claim holding the default actor's roles. Default `'roles'`. */
@@ -50,12 +70,12 @@ const loadJose = (): Promise<Jose> => (jose ??= import('jose'));
 const OPTION_KEYS = new Set(['secret', 'jwks', 'algorithms', 'issuer', 'audience', 'clockTolerance', 'clock', 'actor', 'kind', 'rolesClaim', 'cacheSize']);
 
 /** Whether verified claims are still in force at `now` (seconds), as jose checks `exp` and `nbf`. */
-function inForce(claims: JWTPayload, now: number, tolerance: number): boolean {
+function inForce(claims: JwtClaims, now: number, tolerance: number): boolean {
   if (typeof claims.exp === 'number' && claims.exp <= now - tolerance) return false;
   return !(typeof claims.nbf === 'number' && claims.nbf > now + tolerance);
 }
 
-function defaultActor(kind: string, rolesClaim: string): (claims: JWTPayload) => Actor | undefined {
+function defaultActor(kind: string, rolesClaim: string): (claims: JwtClaims) => Actor | undefined {
   return (claims) => {
     if (typeof claims.sub !== 'string' || claims.sub.length === 0) return undefined;
     const roles = claims[rolesClaim];
@@ -109,13 +129,13 @@ export function bearer(options: BearerOptions): Authenticate {
   let keys: Promise<Parameters<Jose['jwtVerify']>[1]> | undefined;
   const key = (): Promise<Parameters<Jose['jwtVerify']>[1]> => (keys ??= loadJose().then((j) => {
     if (secretBytes !== undefined) return secretBytes;
-    if (typeof jwks === 'string' || jwks instanceof URL) return j.createRemoteJWKSet(new URL(jwks));
+    if (typeof jwks === 'string') return j.createRemoteJWKSet(new URL(jwks));
     return j.createLocalJWKSet(jwks as JSONWebKeySet);
   }));
 
   /** Verified tokens and their claims, oldest first (a Map keeps insertion order). */
-  const verified = new Map<string, JWTPayload>();
-  const remember = (jwt: string, claims: JWTPayload): void => {
+  const verified = new Map<string, JwtClaims>();
+  const remember = (jwt: string, claims: JwtClaims): void => {
     if (cacheSize === 0) return;
     if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
     verified.set(jwt, claims);
@@ -132,7 +152,7 @@ export function bearer(options: BearerOptions): Authenticate {
       return undefined;
     }
     const j = await loadJose();
-    let claims: JWTPayload;
+    let claims: JwtClaims;
     try {
       ({ payload: claims } = await j.jwtVerify(jwt, await key(), {
         algorithms,

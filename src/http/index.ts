@@ -9,7 +9,7 @@ export type { Server } from './serve.ts';
 export { allOf, anyOf, owner, role } from './conditions.ts';
 export type { Actor, Condition, ConditionContext } from './conditions.ts';
 export { bearer } from './bearer.ts';
-export type { BearerOptions } from './bearer.ts';
+export type { BearerOptions, JwkSet, JwtClaims } from './bearer.ts';
 export type { Authenticate, CommandRoute, FactRoute, HttpRequest, RequestLogEntry, ServeOptions, ViewRoute } from './options.ts';
 export type { StandardSchema } from './request.ts';
 export type { HttpErrorCode } from './problem.ts';
