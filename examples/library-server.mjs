@@ -13,9 +13,11 @@
  *
  *   npx coherence serve --config examples/library-server.mjs --port 8080
  *
- * Run by itself, it serves a fresh store on a free port and plays a session against it:
+ * Run by itself, it serves a fresh store on a free port and plays a session against it. It
+ * imports the package by its name: plain node loads the build (`npm run build` first), tsx the
+ * sources.
  *
- *   node examples/library-server.mjs             (uses ./data/library-server, recreated)
+ *   npx tsx examples/library-server.mjs          (uses ./data/library-server, recreated)
  *   node examples/library-server.mjs /some/dir
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
