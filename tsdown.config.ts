@@ -21,6 +21,7 @@ const entries: Record<string, string> = {
   index: 'src/index.ts',
   testing: 'src/testing/index.ts',
   postgres: 'src/storage/postgres/index.ts',
+  http: 'src/http/index.ts',
 };
 
 const common = {
@@ -49,6 +50,11 @@ export default defineConfig([
     ...common,
     entry: { cli: 'src/cli/main.ts' },
     format: ['cjs'],
+    // `serve` loads the gateway from the package itself, the copy the config module's
+    // `import 'coherence'` shares, not one bundled into the command.
+    external: ['coherence/http'],
+    // One file still: `serve`'s own code (a few lines; the gateway is the package's) is inlined.
+    outputOptions: { codeSplitting: false },
     dts: false,
     clean: false,
   },

@@ -21,6 +21,7 @@ import { cliStartup } from './cli-startup.ts';
 import { commandBenches } from './commands.ts';
 import { emmettSqlite } from './emmett-sqlite.ts';
 import { encryptedAppend } from './encrypted-append.ts';
+import { httpBenches } from './http.ts';
 import { encryptedRead } from './encrypted-read.ts';
 import { projectionBenches } from './projection-catchup.ts';
 import { open } from './open.ts';
@@ -46,6 +47,7 @@ const BENCHES: readonly Bench[] = [
   ...commandBenches,
   postgres,
   emmettSqlite,
+  ...httpBenches,
 ];
 
 /** A bad command line: reported as one line, exit code 2. */

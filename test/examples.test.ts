@@ -16,10 +16,10 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 interface Run { code: number | null; stdout: string; stderr: string; dir: string }
 
-/** Runs examples/<name>.ts on a fresh store directory and collects its output. */
-function runExample(name: string): Promise<Run> {
+/** Runs examples/<name>.ts (or the file named) on a fresh store directory and collects its output. */
+function runExample(name: string, file = `${name}.ts`): Promise<Run> {
   const dir = join(scratch, name);
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples', `${name}.ts`), dir], { cwd: root });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples', file), dir], { cwd: root });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
@@ -68,6 +68,23 @@ describe.concurrent('examples', () => {
     expect(run.stdout).toMatch(/Alice returns Dune: ok #(\d+), #(\d+) \(1 attempt\)\nThe desk sends the return again under the same key: duplicate: nothing written, the events of the first were #\1, #\2/);
     expect(run.stdout).toContain('Dune: 0 of 1 on loan; alice holds 1 loan(s)');
     expect(run.stdout).toContain('verify: ok, 13 events');
+  });
+
+  it('library-server: members and a librarian over HTTP, each route under its condition', async () => {
+    const run = await runExample('library-server', 'library-server.mjs');
+    expectSuccess(run);
+    expect(run.stdout).toMatch(/^serving on http:\/\/127\.0\.0\.1:\d+$/m);
+    expect(run.stdout).toContain('bob enrols himself as a librarian would: 403 FORBIDDEN');
+    expect(run.stdout).toContain('nobody signed in reserves: 401 UNAUTHORIZED');
+    expect(run.stdout).toContain('bob reserves Neuromancer for alice: 403 FORBIDDEN');
+    expect(run.stdout).toContain('alice reserves Neuromancer: 200, #5, #6');
+    expect(run.stdout).toContain('her phone sends it again under the same key: 200, #5, #6, replayed: true');
+    expect(run.stdout).toContain('bob reserves Neuromancer: 422 REJECTED (no-copies)');
+    expect(run.stdout).toContain('bob reserves Dune on what he read (If-Match "6"): 409 CONFLICT, theirs #7');
+    expect(run.stdout).toContain("alice reads her own record: 200; bob reads alice's: 403");
+    expect(run.stdout).toContain('the librarian lists members: alice (2 loan(s)), bob (0 loan(s))');
+    expect(run.stdout).toContain('bob opens the explorer: 403; the librarian: 200');
+    expect(run.stdout).toContain('verify: ok, 8 events');
   });
 
   it('live-projection: the followed projection shows what another process appends, then stops', async () => {

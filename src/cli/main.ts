@@ -256,6 +256,17 @@ followed by one {"line":L,"ours":{...},"theirs":{...}} per conflict (L: the inpu
       process.stderr.write('compacted\n');
     }));
 
+  cli.command('serve')
+    .description('serve a log over HTTP as the config module\'s default export says ({ log, authenticate, commands, views, ... }); stops on SIGTERM')
+    .requiredOption('--config <file>', 'an ES module whose default export is { log, ...serve options } or a function returning it')
+    .option('--port <port>', 'the port (default: the config\'s, else any free one)')
+    .option('--host <host>', 'the address to listen on (default: the config\'s, else 127.0.0.1)')
+    .action(async (opts: { config: string; port?: string; host?: string }) => {
+      // Loaded only for serve: the gateway and its framework cost every other command nothing.
+      const { serveCommand } = await import('./serve.ts');
+      exit.code = await serveCommand(opts);
+    });
+
   cli.command('stats')
     .description('print events, aggregates, keys, file size and projections with their lag')
     .action(withLog(async (log) => print(await log.stats())));

@@ -191,7 +191,7 @@ function statesOf(name: string, aggregates: readonly Identity[], states: readonl
 }
 
 /** The decider's aggregates for `command`, checked, each once. */
-function aggregatesOf(decider: Decider<unknown>, command: unknown): Identity[] | RejectedError {
+export function aggregatesOf(decider: Decider<unknown>, command: unknown): Identity[] | RejectedError {
   let aggregates: unknown;
   try {
     aggregates = decider.aggregates(command);
@@ -343,6 +343,18 @@ class CommandServiceFacade implements CommandService {
   }
 }
 
+/** What the gateway needs of a service that its facade does not show: its core and its deciders. */
+const internals = new WeakMap<CommandService, { core: LogCore; deciders: ReadonlyMap<string, Decider<unknown>> }>();
+
+/**
+ * The core and deciders behind a command service (the gateway reads the states a command
+ * involves for its conditions); undefined for anything `createCommandService` did not make.
+ * Not exported from any entry.
+ */
+export function serviceInternals(service: unknown): { core: LogCore; deciders: ReadonlyMap<string, Decider<unknown>> } | undefined {
+  return typeof service === 'object' && service !== null ? internals.get(service as CommandService) : undefined;
+}
+
 function rejection(error: RejectedError): CommandResult {
   return error.details === undefined ? { status: 'rejected', reason: error.reason } : { status: 'rejected', reason: error.reason, details: error.details };
 }
@@ -372,5 +384,7 @@ export function createCommandService(log: Log, options: CommandServiceOptions): 
     if (byName.has(checked.name)) throw new InvalidArgumentError(`options.deciders[${i}].name: expected a name unique among the deciders, got ${JSON.stringify(checked.name)} twice`);
     byName.set(checked.name, checked);
   });
-  return new CommandServiceFacade(log, core, byName, prepareRetry(retry));
+  const service = new CommandServiceFacade(log, core, byName, prepareRetry(retry));
+  internals.set(service, { core, deciders: byName });
+  return service;
 }

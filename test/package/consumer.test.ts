@@ -141,6 +141,59 @@ describe('the installed package', () => {
     expect(JSON.parse(cjs.stdout)).toEqual({ kind: 'postgres', spec: 'function' });
   });
 
+  const httpSteps = `
+    const log = await openLog({ path: process.argv[2] });
+    const server = await serve(log, {
+      authenticate: ({ headers }) => (headers['x-user'] ? { id: ['user', headers['x-user']], roles: ['reader'] } : undefined),
+      facts: { head: { query: (_args, { log }) => log.head().then((head) => ({ head })), allow: role('reader') } },
+    });
+    const answers = [];
+    for (const headers of [{ 'x-user': 'ann' }, {}]) {
+      const response = await fetch(server.url + '/facts/head', { headers });
+      answers.push([response.status, await response.json()]);
+    }
+    await server.close();
+    await log.close();
+    console.log(JSON.stringify(answers));`;
+
+  it('serves over HTTP from coherence/http, in ESM and through require()', async () => {
+    writeFileSync(join(project, 'http.mjs'), `import { openLog } from 'coherence';
+      import { serve, role } from 'coherence/http';
+      ${httpSteps}`);
+    writeFileSync(join(project, 'http.cjs'), `const { openLog } = require('coherence');
+      const { serve, role } = require('coherence/http');
+      (async () => { ${httpSteps} })().catch((error) => { console.error(error); process.exitCode = 1; });`);
+    for (const file of ['http.mjs', 'http.cjs']) {
+      const app = await run(process.execPath, [file, join(scratch, `http-store-${file}`)], project);
+      expectOk(app, `node ${file}`);
+      expect(JSON.parse(app.stdout)).toEqual([[200, { head: 0 }], [401, { error: 'UNAUTHORIZED', message: 'expected credentials that authenticate an actor' }]]);
+    }
+  });
+
+  it('runs coherence serve on a config module that imports the installed package', async () => {
+    writeFileSync(join(project, 'serve.mjs'), `import { openLog } from 'coherence';
+      import { role } from 'coherence/http';
+      export default async () => ({
+        log: await openLog({ path: process.env.STORE }),
+        authenticate: ({ headers }) => (headers['x-user'] ? { id: ['user', headers['x-user']], roles: ['reader'] } : undefined),
+        facts: { head: { query: (_args, { log }) => log.head().then((head) => ({ head })), allow: role('reader') } },
+      });`);
+    const { spawn } = await import('node:child_process');
+    const child = spawn(join(project, 'node_modules', '.bin', 'coherence'), ['serve', '--config', 'serve.mjs', '--port', '0'], { cwd: project, env: { ...process.env, STORE: join(scratch, 'serve-store') } });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    const ended = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.setEncoding('utf8').once('data', (chunk: string) => resolve(chunk.trim()));
+      void ended.then((code) => reject(new Error(`coherence serve ended (${code}): ${stderr}`)));
+    });
+    const response = await fetch(`${url}/facts/head`, { headers: { 'x-user': 'ann' } });
+    expect([response.status, await response.json()]).toEqual([200, { head: 0 }]);
+    child.kill('SIGTERM');
+    expect(await ended, stderr).toBe(0);
+    expect(stderr).toMatch(/^GET \/facts\/head 200 \d+\.\dms$/m);
+  });
+
   it('type-checks a strict NodeNext TypeScript consumer with skipLibCheck off, ESM and CommonJS, and catches its type errors', async () => {
     const tsconfig = (include: string[]) => JSON.stringify({
       compilerOptions: {
@@ -163,6 +216,13 @@ describe('the installed package', () => {
         await log.close();
         return last === undefined ? out : [...out, last.source];
       }`);
+    writeFileSync(join(project, 'server.mts'), `import type { Log } from 'coherence';
+      import { anyOf, bearer, owner, role, serve, type Condition, type Server } from 'coherence/http';
+      const mine: Condition = ({ actor, state }) => (state as { owner?: unknown } | undefined)?.owner === actor.id[1];
+      export async function start(log: Log, secret: string): Promise<Server> {
+        const projection = log.projection('docs', { kinds: ['doc'] });
+        return serve(log, { authenticate: bearer({ secret }), views: { docs: { projection, allow: anyOf(role('admin'), owner('/owner'), mine) } }, explorer: { allow: role('admin') } });
+      }`);
     writeFileSync(join(project, 'consumer.cts'), `import coherence = require('coherence');
       export async function head(path: string): Promise<number> {
         const log: coherence.Log = await coherence.openLog({ path });
@@ -171,7 +231,7 @@ describe('the installed package', () => {
     writeFileSync(join(project, 'mistake.mts'), `import { openLog } from 'coherence';
       const log = await openLog({ path: 'x' });
       await log.append([], { base: 'the head' });`);
-    writeFileSync(join(project, 'tsconfig.json'), tsconfig(['consumer.mts', 'consumer.cts']));
+    writeFileSync(join(project, 'tsconfig.json'), tsconfig(['consumer.mts', 'consumer.cts', 'server.mts']));
     writeFileSync(join(project, 'tsconfig.mistake.json'), tsconfig(['mistake.mts']));
 
     const clean = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], project);
