@@ -1,0 +1,15 @@
+import { openLog } from '../src/index.ts';
+import { mkdtempSync } from 'node:fs';
+import { appendWorkload, fulfilment, shopCommands } from './support/reaction-fixtures.ts';
+const log = await openLog({ path: mkdtempSync('/tmp/s12/st-') });
+await appendWorkload(log, 3000);
+const pm = fulfilment(log);
+let t = performance.now();
+console.log(await pm.catchUp(), Math.round(performance.now() - t), 'ms');
+const log2 = await openLog({ path: mkdtempSync('/tmp/s12/st-') });
+await appendWorkload(log2, 3000);
+const c = shopCommands(log2);
+t = performance.now();
+for (let i = 0; i < 3000; i++) await c.execute('reserve', { sku: i % 500, order: i % 2000, seq: i }, { actor: ['u', 1], source: 's' });
+console.log('direct', Math.round(performance.now() - t), 'ms');
+await log.close();
