@@ -584,7 +584,7 @@ class StoredNotifier {
     }));
   }
 
-  #request(op: Request['op'], seq: number): Promise<void> {
+  async #request(op: Request['op'], seq: number): Promise<void> {
     const checked = prepareSeq(seq, 'seq', 1);
     this.#core.assertOpen();
     const done = new Promise<void>((resolve, reject) => this.#requests.push({ seq: checked, op, resolve, reject }));
@@ -592,7 +592,7 @@ class StoredNotifier {
     else void this.#core.track(this.#exclusive(() => this.#pass({ waitRetries: false, deliver: false }))).catch((e: unknown) => {
       for (const request of this.#requests.splice(0)) request.reject(e);
     });
-    return done;
+    await done;
   }
 
   redeliver(seq: number): Promise<void> {
