@@ -95,7 +95,7 @@ describe('process managers and notifiers killed while they work', () => {
         child.send('go');
         await child.line('start ');
         // Anywhere in its work: right away, mid-append, mid-checkpoint.
-        const finished = await Promise.race([child.line('done ', 120_000).then(() => true, () => false), sleep(next() * 700).then(() => false)]);
+        const finished = await Promise.race([child.line('done ', 120_000).then(() => true, () => false), sleep(next() * 300).then(() => false)]);
         if (!finished) {
           child.process.kill('SIGKILL');
           killed++;

@@ -161,6 +161,8 @@ const OPTION_KEYS = new Set(['kinds', 'aggregates', 'from', 'instance', 'init', 
 const CHECKPOINT_EVENTS = 256;
 /** At most this long between two commits of the position while catching up. */
 const CHECKPOINT_MS = 1_000;
+/** Events whose appends may be in flight at once (their commits shared), when their aggregates are disjoint. */
+const PIPELINE_DEPTH = 32;
 /** Instance states kept in memory (checked against the log before use). */
 const CACHE_ENTRIES = 10_000;
 
@@ -242,6 +244,32 @@ interface Attempt {
   /** The state written (when `stateIndex` is defined) and the keys it is sealed under. */
   state: unknown;
   keys: Identity[];
+  /** Every aggregate the decisions read or the batch writes (identity keys). */
+  footprint: Set<string>;
+}
+
+/** An event being handled, across its attempts. */
+interface Handling<State> {
+  /** As read for the latest attempt (afresh after its instance changed). */
+  event: LogEvent;
+  instance: { id: Id; aggregate: Identity };
+  /** Its idempotency key: the mark that it was handled. */
+  key: string;
+  /** What react returned, until the instance changes. */
+  reaction: Reaction<State> | undefined;
+  /** Those of the last attempt, for the deciders' context. */
+  conflicts: readonly Conflict[];
+  attempt: number;
+}
+
+/** An attempt decided, to append based on `head`. */
+interface Prepared {
+  head: number;
+  decided: Attempt;
+}
+
+function footprintOf(prepared: Prepared | Outcome): Set<string> | undefined {
+  return 'head' in prepared ? prepared.decided.footprint : undefined;
 }
 
 /** What handling one event came to. */
@@ -310,42 +338,101 @@ class StoredProcess<State> {
         meta = await this.#meta();
       }
     };
-    reading: while (position < head) {
+    // Appends in flight, by seq (ascending). Each holds its footprint: what its decision read
+    // and what it writes. An event is decided while others are in flight only if its footprint
+    // shares no aggregate with theirs, so it decides as it would after them: the outcome is that
+    // of handling the events one after the other, with their commits shared.
+    const flying = new Map<number, { footprint: ReadonlySet<string>; done: Promise<void> }>();
+    const depth = this.#options.onRejected === 'stop' ? 1 : PIPELINE_DEPTH;
+    // Where handling ends: the first event that failed, or that a rejection stopped at.
+    const end: { failed?: { seq: number; error: unknown }; stopped?: Rejection } = {};
+    const fail = (seq: number, error: unknown) => {
+      if (end.failed === undefined || seq < end.failed.seq) end.failed = { seq, error };
+    };
+    const settle = async (): Promise<void> => {
+      await Promise.all([...flying.values()].map((f) => f.done));
+    };
+    const stop = (rejection: Rejection) => {
+      if (end.stopped === undefined || rejection.seq < end.stopped.seq) end.stopped = rejection;
+    };
+    const ended = () => end.failed !== undefined || end.stopped !== undefined;
+    let read = position;
+    reading: while (read < head && !ended()) {
       let sinceCommit = 0;
       let lastCommit = performance.now();
-      for await (const event of readEvents(this.#core, { ...this.#filter, from: position + 1 }, head)) {
-        if (!('action' in event && event.action.aggregate[0].startsWith('$'))) {
-          const instance = this.#instanceOf(event);
-          if (instance !== undefined) {
-            const outcome = await this.#handle(event, instance);
-            if (outcome.kind === 'stopped') {
-              result.stopped = outcome.rejection;
-              position = event.seq - 1;
-              break reading;
-            }
-            result.events++;
-            result.commands += outcome.commands;
-            sinceCommit++;
-          }
+      for await (const event of readEvents(this.#core, { ...this.#filter, from: read + 1 }, head)) {
+        try {
+          if (await this.#start(event, flying, depth, result, stop, (error) => fail(event.seq, error))) sinceCommit++;
+        } catch (error) {
+          // What failed before anything was in flight for it (react, a decider): it stops here.
+          fail(event.seq, error);
         }
-        position = event.seq;
+        if (ended()) break reading;
+        read = event.seq;
         if (sinceCommit >= CHECKPOINT_EVENTS || performance.now() - lastCommit >= CHECKPOINT_MS) {
+          position = flying.size === 0 ? read : Math.min(...flying.keys()) - 1;
           const at = await checkpoint();
           sinceCommit = 0;
           lastCommit = performance.now();
-          if (at > position) {
+          if (at > read) {
             // Another process got further: what it handled has its keys; go on from there.
-            position = at;
+            await settle();
+            read = at;
             continue reading;
           }
         }
       }
       // Events after the last one read, up to the head, are not this manager's.
-      position = Math.max(position, head);
+      if (!ended()) read = Math.max(read, head);
     }
+    await settle();
+    const bound = Math.min(end.failed?.seq ?? Infinity, end.stopped?.seq ?? Infinity) - 1;
+    position = Math.max(position, Math.min(read, bound));
     position = Math.max(position, await checkpoint());
+    if (end.failed !== undefined) throw end.failed.error;
+    if (end.stopped !== undefined) result.stopped = end.stopped;
     result.to = position;
     return result;
+  }
+
+  /**
+   * Starts handling one event: decides it once nothing in flight touches its instance or
+   * anything its decisions read or write, then leaves its append (and retries) in flight.
+   * Returns whether an append was started.
+   */
+  async #start(
+    event: LogEvent,
+    flying: Map<number, { footprint: ReadonlySet<string>; done: Promise<void> }>,
+    depth: number,
+    result: ProcessCatchUpResult,
+    stop: (rejection: Rejection) => void,
+    fail: (error: unknown) => void,
+  ): Promise<boolean> {
+    const instance = 'action' in event && event.action.aggregate[0].startsWith('$') ? undefined : this.#instanceOf(event);
+    if (instance === undefined) return false;
+    const overlaps = (keys: ReadonlySet<string>) => [...flying.values()].filter((f) => [...keys].some((key) => f.footprint.has(key)));
+    const own = new Set([identityKey(instance.aggregate)]);
+    while (flying.size >= depth || overlaps(own).length > 0) await Promise.race([...flying.values()].map((f) => f.done));
+    const handling: Handling<State> = { event, instance, key: `${PROCESS_CONSUMER}${this.name}:${event.seq}`, reaction: undefined, conflicts: [], attempt: 1 };
+    let prepared = await this.#prepare(handling);
+    for (let footprint = footprintOf(prepared); footprint !== undefined && overlaps(footprint).length > 0; footprint = footprintOf(prepared)) {
+      // It read or writes what an append in flight writes: decide again after those.
+      await Promise.all(overlaps(footprint).map((f) => f.done));
+      prepared = await this.#prepare(handling);
+    }
+    if ('kind' in prepared) {
+      if (prepared.kind === 'stopped') stop(prepared.rejection);
+      else result.events++;
+      return false;
+    }
+    result.events++;
+    const seq = event.seq;
+    const done = this.#complete(handling, prepared).then((outcome) => {
+      if (outcome.kind === 'stopped') stop(outcome.rejection);
+      else result.commands += outcome.commands;
+    }, fail).finally(() => flying.delete(seq));
+    flying.set(seq, { footprint: prepared.decided.footprint, done });
+    return true;
   }
 
   #instanceOf(event: LogEvent): { id: Id; aggregate: Identity } | undefined {
@@ -417,33 +504,42 @@ class StoredProcess<State> {
     }
   }
 
-  /** Reacts to one event of `instance` and appends what it comes to, exactly once. */
-  async #handle(first: LogEvent, instance: { id: Id; aggregate: Identity }): Promise<Outcome> {
-    const key = `${PROCESS_CONSUMER}${this.name}:${first.seq}`;
-    const attempts = this.#runner.retry.attempts;
-    let event = first;
-    let reaction: Reaction<State> | undefined;
-    let conflicts: readonly Conflict[] = [];
-    for (let attempt = 1; ; ) {
+  /**
+   * The next attempt at an event: the states read at a fresh head (the instance's from memory
+   * when nothing changed it), `react` when it has not run or must run again, the decisions.
+   */
+  async #prepare(handling: Handling<State>): Promise<Prepared | Outcome> {
+    for (;;) {
       this.#core.assertOpen();
       const head = await this.#core.storage.head();
-      const current = await this.#instance(instance.aggregate, head);
-      reaction ??= this.#react(current.exists ? (current.state as State) : this.#init(instance.id, event.seq), event);
+      const current = await this.#instance(handling.instance.aggregate, head);
+      handling.reaction ??= this.#react(current.exists ? (current.state as State) : this.#init(handling.instance.id, handling.event.seq), handling.event);
       // A key of the event destroyed since it was read: its plaintext must not go anywhere.
-      const eventKeys = keysOfEvent(event);
+      const eventKeys = keysOfEvent(handling.event);
       if (eventKeys.length > 0 && [...(await liveMaterials(this.#core, eventKeys)).values()].some((m) => m === undefined)) {
-        [event] = (await this.#core.events([event.seq])) as [LogEvent];
-        reaction = undefined;
+        [handling.event] = (await this.#core.events([handling.event.seq])) as [LogEvent];
+        handling.reaction = undefined;
         continue;
       }
-      const decided = await this.#decide(event, instance, current, reaction, head, attempt, conflicts);
+      const decided = await this.#decide(handling, current, head);
       if ('kind' in decided) return decided;
       if (decided.batch.length === 0) return { kind: 'done', commands: 0 };
+      return { head, decided };
+    }
+  }
+
+  /** Appends what was decided under the event's key, deciding again after a conflict, until it is done. */
+  async #complete(handling: Handling<State>, prepared: Prepared): Promise<Outcome> {
+    const attempts = this.#runner.retry.attempts;
+    const { instance } = handling;
+    for (;;) {
+      const { head, decided } = prepared;
+      const seq = handling.event.seq;
       let result: AppendResult;
       try {
-        result = await this.#append(decided, head, key, event.seq);
+        result = await this.#append(decided, head, handling.key, seq);
       } catch (e) {
-        if (!(e instanceof KeyDestroyedError) || decided.keys.length === 0 || attempt >= attempts) throw e instanceof ProcessError ? e : new ProcessError(this.name, event.seq, (e as Error).message, e);
+        if (!(e instanceof KeyDestroyedError) || decided.keys.length === 0 || handling.attempt >= attempts) throw e instanceof ProcessError ? e : new ProcessError(this.name, seq, (e as Error).message, e);
         // A key the state was to be sealed under was destroyed meanwhile: read it all again.
         result = { status: 'conflict', accepted: [], conflicts: [] };
       }
@@ -460,20 +556,23 @@ class StoredProcess<State> {
           this.#cache.delete(identityKey(instance.aggregate));
           return { kind: 'done', commands: 0 };
         case 'invalid-base':
-          throw new ProcessError(this.name, event.seq, `the log's head went back to ${result.head}`);
+          throw new ProcessError(this.name, seq, `the log's head went back to ${result.head}`);
         case 'conflict': {
-          if (attempt >= attempts) throw new ProcessError(this.name, event.seq, `its commands conflicted on all ${attempts} attempts (the command service's retry.attempts)`);
-          conflicts = result.conflicts;
+          if (handling.attempt >= attempts) throw new ProcessError(this.name, seq, `its commands conflicted on all ${attempts} attempts (the command service's retry.attempts)`);
+          handling.conflicts = result.conflicts;
           const own = [instance.aggregate, rejectionsAggregate(this.name)].map(identityKey);
           if (result.conflicts.length === 0 || result.conflicts.some((c) => 'action' in c.ours && own.includes(identityKey(c.ours.action.aggregate)))) {
             // The instance changed (an effect on it, or another process): react again on its
             // fresh state, to the event read afresh (an effect may have redacted it).
             this.#cache.delete(identityKey(instance.aggregate));
-            [event] = (await this.#core.events([event.seq])) as [LogEvent];
-            reaction = undefined;
+            [handling.event] = (await this.#core.events([seq])) as [LogEvent];
+            handling.reaction = undefined;
           }
-          await sleep(backoffDelay(this.#runner.retry, attempt));
-          attempt++;
+          await sleep(backoffDelay(this.#runner.retry, handling.attempt));
+          handling.attempt++;
+          const next = await this.#prepare(handling);
+          if ('kind' in next) return next;
+          prepared = next;
         }
       }
     }
@@ -517,9 +616,12 @@ class StoredProcess<State> {
    * states at `head` with the actions of the commands before it applied (as if they had run one
    * after the other), and the rejections; or where the manager stops.
    */
-  async #decide(event: LogEvent, instance: { id: Id; aggregate: Identity }, current: Instance, reaction: Reaction<State>, head: number, attempt: number, conflicts: readonly Conflict[]): Promise<Attempt | Outcome> {
+  async #decide(handling: Handling<State>, current: Instance, head: number): Promise<Attempt | Outcome> {
+    const { event, instance, attempt, conflicts } = handling;
+    const reaction = handling.reaction as Reaction<State>;
     const triggers = 'triggers' in event ? event.triggers : [];
-    const decided: Attempt = { batch: [], commands: [], stateIndex: undefined, rejected: [], state: reaction.state, keys: [] };
+    const footprint = new Set([identityKey(instance.aggregate)]);
+    const decided: Attempt = { batch: [], commands: [], stateIndex: undefined, rejected: [], state: reaction.state, keys: [], footprint };
     if (!current.exists || !isDeepStrictEqual(current.state, reaction.state)) {
       // Sealed under every key folded into the instance so far that still lives, and the event's.
       decided.keys = withTriggers(current.keys, keysOfEvent(event));
@@ -542,6 +644,7 @@ class StoredProcess<State> {
         if (aggregates instanceof RejectedError) {
           refusal = aggregates;
         } else {
+          for (const aggregate of aggregates) footprint.add(identityKey(aggregate));
           const missing = aggregates.filter((aggregate) => !overlay.has(identityKey(aggregate)));
           const read = await statesAt(this.#core, missing, head);
           missing.forEach((aggregate, j) => overlay.set(identityKey(aggregate), read.states[j]));
@@ -569,6 +672,8 @@ class StoredProcess<State> {
         if (overlay.has(target)) overlay.set(target, applyPatchAtomic(overlay.get(target), action.action.patch));
       }
     }
+    for (const action of decided.batch) footprint.add(identityKey(action.action.aggregate));
+    if (decided.rejected.length > 0) footprint.add(identityKey(rejectionsAggregate(this.name)));
     decided.rejected.forEach((rejection, i) => {
       decided.batch.push({
         source: this.#who.source,
