@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNotifier, openLog, type Log } from '../src/index.ts';
-import { WINDOW } from '../src/commands/notifier.ts';
+import { MAX_IN_FLIGHT } from '../src/commands/notifier.ts';
 import { bundleChild, spawnChild, type Child } from './support/projection-fixtures.ts';
 import { appendWorkload, effectsBySeq, fulfilment, outcome, SKUS } from './support/reaction-fixtures.ts';
 import { action, tempDir } from './support/temp-log.ts';
@@ -182,7 +182,7 @@ describe('process managers and notifiers killed while they work', () => {
         if (!finished) {
           const committed = await observer.position();
           const inFlight = delivered.filter((seq) => seq > committed);
-          expect(inFlight.length, `seed ${seed}, round ${round}: events in flight at the kill`).toBeLessThanOrEqual(WINDOW);
+          expect(inFlight.length, `seed ${seed}, round ${round}: events in flight at the kill`).toBeLessThanOrEqual(MAX_IN_FLIGHT);
           // The next round repeats exactly those.
           repeats += inFlight.length;
         } else {

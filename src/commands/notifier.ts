@@ -11,13 +11,15 @@
  *
  * Delivery is one event at a time, in seq order, except what waits: a failed event waits for its
  * next attempt (jittered exponential backoff) while the events of other aggregates go on; the
- * later events of its aggregates wait behind it. The checkpoint is committed after every window
- * of handed-out events (WINDOW), 100 ms after the first event it has not recorded (so a slow
- * handler's events are recorded one by one), and before waiting.
+ * later events of its aggregates wait behind it. A commit of the checkpoint starts after every
+ * WINDOW events handed out, 100 ms after the first outcome it does not record yet (so a slow
+ * handler's events are recorded one by one), and before waiting; it runs while delivery goes
+ * on, one at a time.
  *
- * "In flight": an event handed to `handle` whose outcome no committed checkpoint records yet. A
- * crash (or a commit that lost to another writer, after which the notifier reloads what is
- * stored) repeats exactly those: at most WINDOW events, fewer when handling takes longer.
+ * "In flight": an event handed to `handle` whose outcome no landed commit records yet. A crash
+ * (or a commit that lost to another writer, after which the notifier reloads what is stored)
+ * repeats exactly those; delivery waits for the running commit rather than have more than
+ * MAX_IN_FLIGHT of them, and with a slow handler they are the last 100 ms or so.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { coreOf } from '../api/internal.ts';
@@ -153,8 +155,10 @@ export interface Notifier {
 
 const OPTION_KEYS = new Set(['kinds', 'aggregates', 'from', 'handle', 'retry']);
 const DEFAULT_RETRY: Retry = { attempts: 5, minDelayMs: 100, maxDelayMs: 60_000 };
-/** Events handed out between two commits of the checkpoint, at most. */
-export const WINDOW = 256;
+/** Events handed out before the checkpoint is committed (the commit then runs while delivery goes on). */
+const WINDOW = 256;
+/** Events handed out whose outcome no landed commit records yet, at most: delivery waits for the commit in flight beyond this. */
+export const MAX_IN_FLIGHT = 1024;
 /** How long an outcome may go unrecorded. */
 const COMMIT_MS = 100;
 /** How often a follow looks for a change another process made (a redelivery marked by the CLI). */
@@ -247,6 +251,12 @@ class StoredNotifier {
   /** Requests applied to the checkpoint in memory, resolved once it is committed. */
   #applied: Request[] = [];
   #running = false;
+  /** The checkpoint commit in flight, and whether it is still running. */
+  #committing: Promise<void> | undefined;
+  #commitRunning = false;
+  /** Events handed out by this object, in all; and how many of them the last landed commit records. */
+  #handed = 0;
+  #landedAt = 0;
   #wake: (() => void) | undefined;
   /** Wakes this object's follow, if it follows. */
   #onChange: (() => void) | undefined;
@@ -373,11 +383,28 @@ class StoredNotifier {
     return best;
   }
 
-  /** Commits the checkpoint when it is due (or `force`d and there is anything to commit). @throws CommitLost when another writer committed first. */
+  /** Whether the checkpoint is due for a commit: a window handed out, an outcome unrecorded for COMMIT_MS, a request applied, or `force`. */
+  #due(checkpoint: Checkpoint, force: boolean): boolean {
+    if (!checkpoint.dirty && this.#applied.length === 0) return false;
+    if (force || this.#applied.length > 0) return true;
+    // One commit at a time: while one runs, delivery goes on (up to MAX_IN_FLIGHT).
+    if (this.#commitRunning) return false;
+    return checkpoint.handed >= WINDOW || (checkpoint.firstUnrecorded !== undefined && performance.now() - checkpoint.firstUnrecorded >= COMMIT_MS);
+  }
+
+  /**
+   * Commits the checkpoint when it is due. The commit runs while delivery goes on (so the
+   * store's sync does not hold it up), one at a time: the next waits for it, and `force` (or a
+   * request applied) waits for it to land. What it records stays in flight until then.
+   * @throws CommitLost when another writer committed first (found when it is waited for).
+   */
   async #commit(checkpoint: Checkpoint, force: boolean): Promise<void> {
-    if (!checkpoint.dirty && this.#applied.length === 0) return;
-    const due = force || this.#applied.length > 0 || checkpoint.handed >= WINDOW || (checkpoint.firstUnrecorded !== undefined && performance.now() - checkpoint.firstUnrecorded >= COMMIT_MS);
-    if (!due) return;
+    if (!this.#due(checkpoint, force)) {
+      if (force) await this.#landed();
+      return;
+    }
+    await this.#landed();
+    const expected = checkpoint.stored;
     const revision = checkpoint.revision + 1;
     const meta = packr.pack({ position: checkpoint.position, deadLetters: checkpoint.dead, revision });
     const changes: StateChange[] = [...checkpoint.changed].map((seq) => {
@@ -385,22 +412,44 @@ class StoredNotifier {
       const value = open === undefined ? undefined : packr.pack(toRecord(open));
       return { aggregate: [OPEN_KIND, seq], value, wipe: false };
     });
-    if (!(await this.#core.storage.commitStates(this.#consumer, checkpoint.stored, meta, changes))) {
-      // Another writer committed first: what is stored is the truth; what this one handed out
-      // since its last commit is delivered again (it was in flight).
-      this.#checkpoint = undefined;
-      this.#requests.unshift(...this.#applied);
-      this.#applied = [];
-      throw new CommitLost();
-    }
     Object.assign(checkpoint, { stored: meta, revision, dirty: false, handed: 0, firstUnrecorded: undefined });
     checkpoint.changed.clear();
-    for (const request of this.#applied) request.resolve();
-    this.#applied = [];
+    const applied = this.#applied.splice(0);
+    const records = this.#handed;
+    this.#commitRunning = true;
+    const commit = this.#core.storage.commitStates(this.#consumer, expected, meta, changes).finally(() => {
+      this.#commitRunning = false;
+    }).then((committed) => {
+      if (!committed) {
+        // Another writer committed first: what is stored is the truth; what this one handed out
+        // since its last landed commit is delivered again (it was in flight).
+        this.#checkpoint = undefined;
+        this.#landedAt = this.#handed;
+        this.#requests.unshift(...applied);
+        throw new CommitLost();
+      }
+      this.#landedAt = Math.max(this.#landedAt, records);
+      for (const request of applied) request.resolve();
+    }, (error: unknown) => {
+      for (const request of applied) request.reject(error);
+      throw error;
+    });
+    // Observed by #landed; never an unhandled rejection meanwhile.
+    commit.catch(() => {});
+    this.#committing = commit;
+    if (force || applied.length > 0) await this.#landed();
+  }
+
+  /** Waits for the commit in flight, if any. @throws CommitLost, or the store's error. */
+  async #landed(): Promise<void> {
+    const commit = this.#committing;
+    this.#committing = undefined;
+    await commit;
   }
 
   /** Applies the requests (redeliver, discard) to the checkpoint in memory. */
   #applyRequests(checkpoint: Checkpoint): void {
+    if (this.#requests.length === 0) return;
     for (const request of this.#requests.splice(0)) {
       const open = checkpoint.open.get(request.seq);
       if (open === undefined || open.s !== 'dead') {
@@ -419,20 +468,25 @@ class StoredNotifier {
     }
   }
 
-  /** The lanes of an event: an action's aggregate; the selected aggregates an effect affects. */
-  async #lanes(event: LogEvent): Promise<Identity[]> {
-    if ('action' in event) return [event.action.aggregate];
+  /** The lanes of an effect: the selected aggregates it affects (an action's is its aggregate). */
+  async #effectLanes(event: LogEvent): Promise<Identity[]> {
     const [affected] = await this.#core.storage.affected([event.seq]);
     return (affected ?? []).filter((aggregate) => this.#matches?.(aggregate) ?? true);
   }
 
   /** One attempt at `seq`, reading it afresh unless `event` was just read with every key it needs still live. Returns the error's message, or undefined. */
   async #attempt(seq: number, attempt: number, event?: LogEvent): Promise<string | undefined> {
-    if (event === undefined || (keysOfEvent(event).length > 0 && [...(await liveMaterials(this.#core, keysOfEvent(event))).values()].some((m) => m === undefined))) {
+    const keys = event === undefined ? [] : keysOfEvent(event);
+    if (event === undefined || (keys.length > 0 && [...(await liveMaterials(this.#core, keys)).values()].some((m) => m === undefined))) {
       [event] = (await this.#core.events([seq])) as [LogEvent];
     }
+    return this.#deliver(event, attempt);
+  }
+
+  /** Hands `event` to the handler. Returns the error's message, or undefined. */
+  async #deliver(event: LogEvent, attempt: number): Promise<string | undefined> {
     try {
-      await this.#handle(event, Object.freeze({ attempt, idempotencyKey: `${this.name}:${seq}` }));
+      await this.#handle(event, Object.freeze({ attempt, idempotencyKey: `${this.name}:${event.seq}` }));
       return undefined;
     } catch (e) {
       return e instanceof Error ? e.message : String(e);
@@ -442,6 +496,7 @@ class StoredNotifier {
   /** Records the outcome of an attempt at an open event, or at a new one (`open` undefined). */
   #outcome(checkpoint: Checkpoint, result: { delivered: number; failed: number; deadLettered: number }, seq: number, open: Open | undefined, failure: string | undefined, lanes: Identity[], aggregate: Identity | undefined): void {
     checkpoint.handed++;
+    this.#handed++;
     checkpoint.firstUnrecorded ??= performance.now();
     checkpoint.dirty = true;
     if (failure === undefined) {
@@ -499,13 +554,14 @@ class StoredNotifier {
             if (this.#requests.length === 0) break;
             continue;
           }
-          const now = performance.now();
-          const ready = this.#next(checkpoint, now);
+          // No more in flight than MAX_IN_FLIGHT: beyond, wait for the commit running to land.
+          if (this.#handed - this.#landedAt >= MAX_IN_FLIGHT) await this.#landed();
+          const ready = checkpoint.pending.size === 0 && checkpoint.candidates.size === 0 ? undefined : this.#next(checkpoint, performance.now());
           if (ready !== undefined) {
             checkpoint.candidates.delete(ready.seq);
             const failure = await this.#attempt(ready.seq, ready.n + 1);
             this.#outcome(checkpoint, result, ready.seq, ready, failure, ready.lanes, ready.a);
-            await this.#commit(checkpoint, false);
+            if (this.#due(checkpoint, false)) await this.#commit(checkpoint, false);
             continue;
           }
           if (checkpoint.position < head) {
@@ -524,21 +580,20 @@ class StoredNotifier {
               checkpoint.dirty = true;
               continue;
             }
-            const lanes = await this.#lanes(event);
-            const keys = lanes.map(identityKey);
+            const lanes = 'action' in event ? [event.action.aggregate] : await this.#effectLanes(event);
             const aggregate = 'action' in event ? event.action.aggregate : undefined;
             checkpoint.position = event.seq;
             checkpoint.dirty = true;
-            if (keys.some((lane) => checkpoint.lanes.has(lane))) {
+            if (checkpoint.lanes.size > 0 && lanes.some((lane) => checkpoint.lanes.has(identityKey(lane)))) {
               // Behind an open event of one of its aggregates: it waits (order per aggregate).
-              const open: Open = { seq: event.seq, s: 'waiting', n: 0, l: this.#retry.attempts, lanes, keys, due: 0 };
+              const open: Open = { seq: event.seq, s: 'waiting', n: 0, l: this.#retry.attempts, lanes, keys: lanes.map(identityKey), due: 0 };
               if (aggregate !== undefined) open.a = aggregate;
               this.#open(checkpoint, open);
               this.#touch(checkpoint, event.seq);
             } else {
-              this.#outcome(checkpoint, result, event.seq, undefined, await this.#attempt(event.seq, 1, event), lanes, aggregate);
+              this.#outcome(checkpoint, result, event.seq, undefined, keysOfEvent(event).length === 0 ? await this.#deliver(event, 1) : await this.#attempt(event.seq, 1, event), lanes, aggregate);
             }
-            await this.#commit(checkpoint, false);
+            if (this.#due(checkpoint, false)) await this.#commit(checkpoint, false);
             continue;
           }
           await this.#commit(checkpoint, true);
@@ -558,8 +613,10 @@ class StoredNotifier {
       return result;
     } catch (e) {
       // The store failed (or the log closed): the requests waiting for a commit will not get one.
+      await this.#landed().catch(() => {});
       for (const request of [...this.#applied.splice(0), ...this.#requests.splice(0)]) request.reject(e);
       this.#checkpoint = undefined;
+      this.#landedAt = this.#handed;
       throw e;
     } finally {
       this.#running = false;
