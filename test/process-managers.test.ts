@@ -262,6 +262,31 @@ describe('a process manager', () => {
     expect(filesContaining(path, secret)).toEqual([]);
   });
 
+  it('seals the state under every key folded into the instance so far, and no longer under one destroyed', async () => {
+    const bob: Identity = ['customer', 'bob'];
+    const { log, commands } = await shop({ redact: () => '[erased]' });
+    await appendOk(log, [stock(1, 5), paid(7, 1, { email: 'alice@example.org', key: alice }), paid(7, 1, { email: 'bob@example.org', key: bob })]);
+    const { manager } = orders(log, commands);
+    await manager.catchUp();
+    const raw = async () => {
+      const found: LogEvent[] = [];
+      for await (const event of log.read({ raw: true, aggregates: [['$process', 'orders:7']] })) if ('action' in event) found.push(event);
+      return found.map((event) => patchOf(event)[0]?.value);
+    };
+    expect(await raw()).toEqual([
+      expect.objectContaining({ envelope: 'xchacha20-poly1305', key: alice }),
+      expect.objectContaining({ envelope: 'sealed', keys: [alice, bob] }),
+    ]);
+    expect(await manager.get(7)).toEqual({ status: 'reserving', email: 'bob@example.org', seen: 2 });
+    await log.keys.shred(alice);
+    expect(await manager.get(7)).toBe('[erased]');
+    // The next change is sealed under what is left: nothing of the redacted state, the event's key.
+    await appendOk(log, [paid(7, 1, { email: 'bob2@example.org', key: bob })]);
+    await manager.catchUp();
+    expect((await raw()).at(-1)).toEqual(expect.objectContaining({ envelope: 'xchacha20-poly1305', key: bob }));
+    expect(await manager.get(7)).toEqual({ status: 'reserving', email: 'bob2@example.org', seen: 1, erased: true });
+  });
+
   it('throws ProcessError when react throws, staying before that event; a fixed react goes on', async () => {
     const { log, commands } = await shop();
     await appendOk(log, [stock(1, 5), paid(7, 1), paid(8, 1)]);
