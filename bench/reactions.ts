@@ -17,7 +17,7 @@
  * `ratio` is the median over rounds of the ratio within a round.
  */
 import { createCommandService, createNotifier, createProcessManager, decider, type Identity, type Log, type NewAction } from '../src/index.ts';
-import { assertOk, emit, makeActions, median, note, now, openBenchLog, round, type Bench, type BenchContext } from './support.ts';
+import { assertOk, emit, inTurn, makeActions, median, note, now, openBenchLog, round, type Bench, type BenchContext } from './support.ts';
 
 const TARGET = 0.5;
 const LEDGERS = 1000;
@@ -93,15 +93,7 @@ async function processBench(context: BenchContext): Promise<void> {
         for (const command of commands) assertOk(await directCommands.execute('book', command, { actor: ['$process', 'bench'], source: 'process:bench' }), 'an execute');
         return perRound / ((now() - started) / 1000);
       };
-      let m: number;
-      let d: number;
-      if (r % 2 === 0) {
-        m = await runManager();
-        d = await runDirect();
-      } else {
-        d = await runDirect();
-        m = await runManager();
-      }
+      const [m, d] = await inTurn(r, runManager, runDirect);
       const started = now();
       for (let i = 0; i < commands.length; i += 100) {
         for (const result of await Promise.all(commands.slice(i, i + 100).map((command) => concurrentCommands.execute('book', command, { actor: ['$process', 'bench'], source: 'process:bench' })))) assertOk(result, 'a concurrent execute');
@@ -160,15 +152,7 @@ async function notifierBench(context: BenchContext): Promise<void> {
         if (read !== total) throw new Error(`bench: read ${read}, expected ${total}`);
         return total / ((now() - started) / 1000);
       };
-      let n: number;
-      let d: number;
-      if (r % 2 === 0) {
-        n = await runNotifier();
-        d = await runRead();
-      } else {
-        d = await runRead();
-        n = await runNotifier();
-      }
+      const [n, d] = await inTurn(r, runNotifier, runRead);
       notifierRates.push(n);
       readRates.push(d);
       ratios.push(n / d);

@@ -15,24 +15,13 @@ import { MAX_IN_FLIGHT } from '../src/commands/notifier.ts';
 import { bundleChild, spawnChild, type Child } from './support/projection-fixtures.ts';
 import { appendWorkload, effectsBySeq, fulfilment, outcome, SKUS } from './support/reaction-fixtures.ts';
 import { action, tempDir } from './support/temp-log.ts';
+import { random } from './support/random.ts';
 
 const EVENTS = 10_000;
 const ROUNDS = 20;
 /** The payments are seqs SKUS + 1 .. SKUS + EVENTS (the stocking comes first). */
 const FIRST = SKUS + 1;
 const LAST = SKUS + EVENTS;
-
-/** A small seeded PRNG (mulberry32), so a failure can be told by its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

@@ -25,7 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { coreOf } from '../api/internal.ts';
 import type { Log } from '../api/log.ts';
 import { InvalidArgumentError } from '../errors.ts';
-import { followLog, rethrowLater } from '../log/follow.ts';
+import { followLog, prepareFollowOptions, rethrowLater } from '../log/follow.ts';
 import type { LogCore } from '../log/log-core.ts';
 import { aggregateMatcher, readEvents } from '../log/read.ts';
 import { NOTIFIER_CONSUMER } from '../log/reactions.ts';
@@ -661,10 +661,7 @@ class StoredNotifier {
   }
 
   follow(options: { onError?: (error: unknown) => void } = {}): () => Promise<void> {
-    options = readArgument(options, 'options');
-    if (!isPlainObject(options as unknown)) throw new InvalidArgumentError(`options: expected { onError? }, got ${describe(options)}`);
-    for (const key of Object.keys(options)) if (key !== 'onError') throw new InvalidArgumentError(`options.${key}: expected onError, got an unknown option`);
-    if (options.onError !== undefined && typeof options.onError !== 'function') throw new InvalidArgumentError(`options.onError: expected a function, got ${describe(options.onError)}`);
+    options = prepareFollowOptions<{ onError?: (error: unknown) => void }>(options, ['onError']);
     this.#core.assertOpen();
     let retry: NodeJS.Timeout | undefined;
     const following = followLog(

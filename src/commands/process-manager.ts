@@ -22,7 +22,7 @@ import { coreOf } from '../api/internal.ts';
 import type { Log } from '../api/log.ts';
 import { InvalidArgumentError, InvalidEventError, KeyDestroyedError, ProcessError, RejectedError } from '../errors.ts';
 import { append } from '../log/append.ts';
-import { followLog, rethrowLater } from '../log/follow.ts';
+import { followLog, prepareFollowOptions, rethrowLater } from '../log/follow.ts';
 import type { LogCore } from '../log/log-core.ts';
 import { actionSeqs, aggregateMatcher, readEvents } from '../log/read.ts';
 import { instanceAggregate, PROCESS_CONSUMER, PROCESS_KIND, rejectionsAggregate } from '../log/reactions.ts';
@@ -157,6 +157,8 @@ export interface ProcessManager<State> {
 }
 
 const OPTION_KEYS = new Set(['kinds', 'aggregates', 'from', 'instance', 'init', 'react', 'commands', 'onRejected']);
+
+type FollowOptions = { onError?: (error: unknown) => void; onCatchUp?: (result: ProcessCatchUpResult) => void };
 /** Events handled between two commits of the position. */
 const CHECKPOINT_EVENTS = 256;
 /** At most this long between two commits of the position while catching up. */
@@ -699,15 +701,8 @@ class StoredProcess<State> {
     }
   }
 
-  follow(options: { onError?: (error: unknown) => void; onCatchUp?: (result: ProcessCatchUpResult) => void } = {}): () => Promise<void> {
-    options = readArgument(options, 'options');
-    if (!isPlainObject(options as unknown)) throw new InvalidArgumentError(`options: expected { onError?, onCatchUp? }, got ${describe(options)}`);
-    for (const name of Object.keys(options)) {
-      if (name !== 'onError' && name !== 'onCatchUp') throw new InvalidArgumentError(`options.${name}: expected one of onError, onCatchUp, got an unknown option`);
-      if (typeof (options as Record<string, unknown>)[name] !== 'function' && (options as Record<string, unknown>)[name] !== undefined) {
-        throw new InvalidArgumentError(`options.${name}: expected a function, got ${describe((options as Record<string, unknown>)[name])}`);
-      }
-    }
+  follow(options: FollowOptions = {}): () => Promise<void> {
+    options = prepareFollowOptions<FollowOptions>(options, ['onError', 'onCatchUp']);
     this.#core.assertOpen();
     const onCatchUp = options.onCatchUp;
     const onResult = onCatchUp === undefined ? undefined : (result: ProcessCatchUpResult) => {

@@ -4,6 +4,9 @@
  * at a time and never one left out: a wake during a pass runs one more pass after it. Closing the
  * log stops the follow. Projections, process managers and notifiers follow this way.
  */
+import { InvalidArgumentError } from '../errors.ts';
+import { describe } from '../model/json-pointer.ts';
+import { isPlainObject, readArgument } from '../model/validate.ts';
 import type { LogCore } from './log-core.ts';
 
 /** A follow in progress. */
@@ -57,4 +60,18 @@ export function rethrowLater(error: unknown): void {
   queueMicrotask(() => {
     throw error;
   });
+}
+
+/**
+ * The options of a `follow`: an object holding at most the callbacks `names`, each a function.
+ * @throws InvalidArgumentError naming the option.
+ */
+export function prepareFollowOptions<T extends object>(options: unknown, names: readonly (keyof T & string)[]): T {
+  const read = readArgument(options ?? {}, 'options');
+  if (!isPlainObject(read)) throw new InvalidArgumentError(`options: expected { ${names.map((name) => `${name}?`).join(', ')} }, got ${describe(read)}`);
+  for (const [key, value] of Object.entries(read)) {
+    if (!(names as readonly string[]).includes(key)) throw new InvalidArgumentError(`options.${key}: expected one of ${names.join(', ')}, got an unknown option`);
+    if (value !== undefined && typeof value !== 'function') throw new InvalidArgumentError(`options.${key}: expected a function, got ${describe(value)}`);
+  }
+  return read as T;
 }

@@ -12,7 +12,7 @@
  * batch) folds that aggregate again from its actions with the keys as they are now.
  */
 import { InvalidArgumentError, ProjectionError } from '../errors.ts';
-import { followLog, rethrowLater } from '../log/follow.ts';
+import { followLog, prepareFollowOptions, rethrowLater } from '../log/follow.ts';
 import type { LogCore } from '../log/log-core.ts';
 import { actionSeqs, aggregateMatcher, readEvents } from '../log/read.ts';
 import { keysOfEvent } from '../log/reveal.ts';
@@ -328,11 +328,7 @@ export class StoredProjection<State> {
   }
 
   follow(options: FollowOptions = {}): () => Promise<void> {
-    options = readArgument(options, 'options');
-    if (!isPlainObject(options as unknown)) throw new InvalidArgumentError(`options: expected { onError?, onCatchUp? }, got ${describe(options)}`);
-    for (const name of ['onError', 'onCatchUp'] as const) {
-      if (options[name] !== undefined && typeof options[name] !== 'function') throw new InvalidArgumentError(`options.${name}: expected a function, got ${describe(options[name])}`);
-    }
+    options = prepareFollowOptions<FollowOptions>(options, ['onError', 'onCatchUp']);
     this.#core.assertOpen();
     const onCatchUp = options.onCatchUp;
     const onResult = onCatchUp === undefined ? undefined : (result: CatchUpResult) => {

@@ -5,14 +5,11 @@
  * Prints "loaded", "start <position>", "done <result>".
  */
 import { appendFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { createNotifier, openLog } from '../../src/index.ts';
+import { loadedThenGo } from './go.ts';
 
 const [path, file] = process.argv.slice(2) as [string, string];
-const input = createInterface({ input: process.stdin });
-console.log('loaded');
-await new Promise<void>((resolve) => input.on('line', (line) => line === 'go' && resolve()));
-input.close();
+await loadedThenGo();
 
 const log = await openLog({ path });
 try {

@@ -3,15 +3,12 @@
  * fulfilment manager of the store and reports. The parent kills it with SIGKILL at random
  * moments, or runs two at once. Arguments: path. Prints "loaded", "start <position>", "done <result>".
  */
-import { createInterface } from 'node:readline';
 import { openLog } from '../../src/index.ts';
 import { fulfilment } from './reaction-fixtures.ts';
+import { loadedThenGo } from './go.ts';
 
 const [path] = process.argv.slice(2) as [string];
-const input = createInterface({ input: process.stdin });
-console.log('loaded');
-await new Promise<void>((resolve) => input.on('line', (line) => line === 'go' && resolve()));
-input.close();
+await loadedThenGo();
 
 const log = await openLog({ path });
 try {
