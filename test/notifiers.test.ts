@@ -185,6 +185,19 @@ describe('a notifier', () => {
     expect(errors).toEqual([]);
   });
 
+  it('stops waiting out a long backoff when the log closes: catchUp rejects with LogClosedError', async () => {
+    const { log } = await tempLog();
+    await appendOk(log, [signedUp(1)]);
+    const mailer = createNotifier(log, 'slow', { handle: () => Promise.reject(new Error('down')), retry: { minDelayMs: 60_000, maxDelayMs: 60_000 } });
+    const caughtUp = mailer.catchUp();
+    caughtUp.catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const started = Date.now();
+    await log.close();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await expect(caughtUp).rejects.toMatchObject({ code: 'LOG_CLOSED' });
+  });
+
   it('refuses bad arguments with InvalidArgumentError', async () => {
     const { log } = await tempLog();
     const handle = async () => {};
@@ -200,8 +213,12 @@ describe('a notifier', () => {
       ['n', { handle, other: true }, /^options.other: expected one of/],
     ];
     for (const [name, options, message] of bad) expect(() => createNotifier(log, name as string, options as NotifierOptions)).toThrow(message);
+    const boom = new Error('boom');
+    const hostile = Object.defineProperty({ handle }, 'retry', { enumerable: true, get() { throw boom; } });
+    expect(() => createNotifier(log, 'n', hostile)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', cause: boom }));
     const mailer = createNotifier(log, 'n', { handle });
     expect(() => mailer.follow({ onError: 'x' } as never)).toThrow(/^options.onError: expected a function/);
+    expect(() => mailer.follow({ onCatchUp: () => {} } as never)).toThrow(/^options.onCatchUp: expected one of onError/);
     expect((await log.stats()).notifiers).toEqual([]);
   });
 });

@@ -368,6 +368,10 @@ describe('a process manager', () => {
       expect(() => createProcessManager(log, name as string, options as ProcessManagerOptions<object>)).toThrow(message);
     }
     expect(() => createProcessManager({} as Log, 'p', ok)).toThrow(InvalidArgumentError);
+    // Options that throw when read are bad input too, with what they threw as the cause.
+    const boom = new Error('boom');
+    const hostile = Object.defineProperty({ ...ok }, 'react', { enumerable: true, get() { throw boom; } });
+    expect(() => createProcessManager(log, 'p', hostile)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', cause: boom }));
     const manager = createProcessManager(log, 'p', ok);
     for (const instance of ['', 1.5, null, {}]) await expect(manager.get(instance as string)).rejects.toThrow(InvalidArgumentError);
     expect(() => manager.follow({ onError: 1 } as never)).toThrow(/^options.onError: expected a function/);

@@ -625,11 +625,13 @@ class StoredNotifier {
     }
   }
 
-  /** Sleeps up to `ms`, or until woken (a request). */
+  /** Sleeps up to `ms`, or until woken (a request, or the log closing). */
   async #nap(ms: number): Promise<void> {
     const woken = new Promise<void>((resolve) => (this.#wake = resolve));
     const timer = new AbortController();
+    const cancel = this.#core.onClose(async () => this.#wake?.());
     await Promise.race([woken, sleep(Math.max(0, ms), undefined, { signal: timer.signal }).catch(() => {})]);
+    cancel();
     timer.abort();
     this.#wake = undefined;
   }
