@@ -745,11 +745,14 @@ class NotifierFacade implements Notifier {
  *   `retry.attempts` attempts the event is a dead letter (its seq, aggregate, attempts, error
  *   message and time; never its payload). Meanwhile the later events of its aggregate (of each
  *   aggregate an effect affects) wait behind it; other aggregates' events go on.
- * - Every attempt reads the event afresh: once a key is shredded, no attempt hands out the
- *   plaintext it protected (the `redact` value instead).
- * - The checkpoint (position, open events) is committed after at most 256 events handed out,
- *   or 100 ms: a crash repeats at most the events in flight (handed out, outcome not yet
- *   committed). `context.idempotencyKey` (`name:seq`) lets the receiving side drop a repeat.
+ * - Every attempt gets the event as a read at that moment would: a retry reads it again, and a
+ *   first attempt checks the keys of what it decrypted right before handing it out (reading it
+ *   again if one is gone). Once a key is shredded, no attempt hands out the plaintext it
+ *   protected (the `redact` value instead).
+ * - The checkpoint (position, open events) is committed after every 256 events handed out, or
+ *   100 ms, while delivery goes on: a crash repeats at most the events in flight (handed out,
+ *   outcome not yet in a landed commit; never more than 1024). `context.idempotencyKey`
+ *   (`name:seq`) lets the receiving side drop a repeat.
  * - One `handle` call at a time per notifier object.
  *
  * @throws InvalidArgumentError for a bad name or options.
