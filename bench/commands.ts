@@ -16,7 +16,7 @@
  * over rounds of execute/append within a round. Target: >= 0.8x append.
  */
 import { createCommandService, decider, type Intent, type Log, type NewAction } from '../src/index.ts';
-import { assertOk, emit, makeAction, median, note, now, openBenchLog, round, type Bench, type BenchContext } from './support.ts';
+import { assertOk, emit, inTurn, makeAction, median, note, now, openBenchLog, round, type Bench, type BenchContext } from './support.ts';
 
 const AGGREGATES = 1000;
 const IN_FLIGHT = 100;
@@ -105,15 +105,7 @@ async function measure(context: BenchContext, name: string, rounds: number, opsP
     note(`${name}: ${warm} warm-up rounds, ${rounds} rounds of ${opsPerRound}`);
     for (let r = 0; r < warm + rounds; r++) {
       const sides_ = round_(sides, r * opsPerRound);
-      let e: number;
-      let a: number;
-      if (r % 2 === 0) {
-        e = await sides_.execute();
-        a = await sides_.append();
-      } else {
-        a = await sides_.append();
-        e = await sides_.execute();
-      }
+      const [e, a] = await inTurn(r, sides_.execute, sides_.append);
       if (r < warm) continue;
       executes.push(e);
       appends.push(a);

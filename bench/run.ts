@@ -26,6 +26,7 @@ import { encryptedRead } from './encrypted-read.ts';
 import { projectionBenches } from './projection-catchup.ts';
 import { open } from './open.ts';
 import { postgres } from './postgres.ts';
+import { reactionBenches } from './reactions.ts';
 import { read } from './read.ts';
 import { snapshots } from './snapshots.ts';
 import { buildStore, emit, makeTempDir, note, printSummary, removeAllDirs, removeDir, type Bench, type BenchContext, type BuiltStore } from './support.ts';
@@ -45,6 +46,7 @@ const BENCHES: readonly Bench[] = [
   snapshots,
   cliStartup,
   ...commandBenches,
+  ...reactionBenches,
   postgres,
   emmettSqlite,
   ...httpBenches,

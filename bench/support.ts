@@ -119,6 +119,19 @@ export function now(): number {
   return performance.now();
 }
 
+/**
+ * Runs the two sides of a round one after the other, `a` first in even rounds and `b` first in
+ * odd ones (so that neither always profits from the other's warm caches), and returns both results.
+ */
+export async function inTurn<T>(round: number, a: () => Promise<T>, b: () => Promise<T>): Promise<[T, T]> {
+  if (round % 2 === 0) {
+    const first = await a();
+    return [first, await b()];
+  }
+  const first = await b();
+  return [await a(), first];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scale and context
 

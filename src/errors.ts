@@ -15,6 +15,7 @@ export type CoherenceErrorCode =
   | 'UPCAST_FAILED'
   | 'REJECTED'
   | 'COMMAND_FAILED'
+  | 'PROCESS_FAILED'
   | 'STORAGE_FAILED';
 
 /**
@@ -254,6 +255,29 @@ export class CommandError extends CoherenceError {
   constructor(decider: string, cause: unknown, message?: string) {
     super('COMMAND_FAILED', `decider "${decider}" failed: ${message ?? (cause instanceof Error ? cause.message : String(cause))}`, { cause });
     this.decider = decider;
+  }
+}
+
+/**
+ * A process manager could not handle the event at `seq`: its `instance`, `init` or `react`
+ * threw or returned something it cannot use, a command it emitted failed (a decider's bug: the
+ * `CommandError` or `InvalidEventError` is the `cause`), or the commands conflicted on every
+ * attempt of the command service's `retry`. Nothing of that event was written; the manager stays
+ * before it, and the next `catchUp` (or the running `follow`) tries the event again.
+ *
+ * @example
+ * try { await fulfilment.catchUp(); } catch (e) { if (e instanceof ProcessError) console.error(e.process, e.seq, e.cause); }
+ */
+export class ProcessError extends CoherenceError {
+  /** The process manager's name. */
+  readonly process: string;
+  /** The event it could not handle. */
+  readonly seq: number;
+
+  constructor(process: string, seq: number, problem: string, cause?: unknown) {
+    super('PROCESS_FAILED', `process manager "${process}" failed at event ${seq}: ${problem}`, cause === undefined ? undefined : { cause });
+    this.process = process;
+    this.seq = seq;
   }
 }
 

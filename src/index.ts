@@ -16,6 +16,10 @@ export { decider } from './commands/decider.ts';
 export type { DecideContext, Decider, Intent, States } from './commands/decider.ts';
 export { createCommandService } from './commands/command-service.ts';
 export type { CommandResult, CommandService, CommandServiceOptions, ExecuteOptions, RetryOptions } from './commands/command-service.ts';
+export { createProcessManager } from './commands/process-manager.ts';
+export type { ProcessCatchUpResult, ProcessCommand, ProcessManager, ProcessManagerOptions, Reaction, Rejection } from './commands/process-manager.ts';
+export { createNotifier } from './commands/notifier.ts';
+export type { DeadLetter, DeliveryContext, Notifier, NotifierCatchUpResult, NotifierOptions } from './commands/notifier.ts';
 export { isActionEvent } from './model/types.ts';
 export type {
   Action,
@@ -46,6 +50,7 @@ export {
   KeyDestroyedError,
   LogClosedError,
   MissingMasterKeyError,
+  ProcessError,
   ProjectionError,
   RejectedError,
   StorageError,

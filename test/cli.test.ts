@@ -332,7 +332,7 @@ describe('coherence keys and the master key', SLOW, () => {
     expect(gone).toHaveLength(2);
     expect(gone.every((k) => ISO_DATE.test(k.destroyedAt ?? ''))).toBe(true);
     expect(JSON.parse(stats.stdout)).toEqual({
-      engine: 'lmdb', events: 4, aggregates: 2, keys: { live: 0, destroyed: 2 }, bytes: expect.any(Number), projections: [],
+      engine: 'lmdb', events: 4, aggregates: 2, keys: { live: 0, destroyed: 2 }, bytes: expect.any(Number), projections: [], processManagers: [], notifiers: [],
     });
   });
 
@@ -383,7 +383,7 @@ describe('coherence project, rebuild, verify, compact and stats', SLOW, () => {
     const [lagging, verified] = await inParallel([() => cli(['stats'], { store }), () => cli(['verify'], { store })]);
     expectStatus(lagging, 0);
     expect(JSON.parse(lagging.stdout)).toEqual({
-      engine: 'lmdb', events: 4, aggregates: 3, keys: { live: 0, destroyed: 0 }, bytes: expect.any(Number), projections: [{ name: 'books', position: 3, lag: 1 }],
+      engine: 'lmdb', events: 4, aggregates: 3, keys: { live: 0, destroyed: 0 }, bytes: expect.any(Number), projections: [{ name: 'books', position: 3, lag: 1 }], processManagers: [], notifiers: [],
     });
     expect((JSON.parse(lagging.stdout) as { bytes: number }).bytes).toBeGreaterThan(0);
     expectStatus(verified, 0);

@@ -87,6 +87,26 @@ describe.concurrent('examples', () => {
     expect(run.stdout).toContain('verify: ok, 8 events');
   });
 
+  it('fulfilment: each payment handled once, a refused reservation recorded, a mail retried, carol erased everywhere', async () => {
+    const run = await runExample('fulfilment');
+    expectSuccess(run);
+    expect(run.stdout).toContain('fulfilment: 3 payments handled, 5 commands appended');
+    expect(run.stdout).toMatch(/fulfilment: order 3 \(#5\): reserve rejected \(out-of-stock\), recorded; the manager moved on/);
+    expect(run.stdout).toContain('fulfilment again: 0 commands (every payment was handled once)');
+    expect(run.stdout).toContain('order 3 is at {"status":"paid","customer":"carol","sku":"mug"}');
+    expect(run.stdout).toContain('mail for order 2, attempt 1: 451 try again later');
+    expect(run.stdout).toContain('order 3: no mail, the address was erased');
+    expect(run.stdout).toMatch(/confirmation-mail: 4 events delivered .*, 1 refused and retried, 0 dead letters/);
+    expect(run.stdout).toContain('[confirmation-mail:3] to alice@example.org: order 1 is confirmed\n[confirmation-mail:4] to bob@example.org: order 2 is confirmed\n');
+    expect(run.stdout).not.toMatch(/to carol@/);
+    expect(run.stdout).toContain('order 3 now: "[erased]"; its shipment: {"status":"requested","address":"[erased]"}');
+    expect(run.stdout).toMatch(/shipments projection: 3 shipments, 1 replayed after the shred/);
+    expect(run.stdout).toMatch(/stats: process manager fulfilment at #\d+, lag \d+, 1 rejection\(s\)/);
+    expect(run.stdout).toMatch(/stats: notifier confirmation-mail at #\d+, lag 0, 0 dead letter\(s\)/);
+    expect(run.stdout).toMatch(/verify: ok, \d+ events/);
+    expect(run.stdout).toContain("compact, then a byte scan of the store: carol's address in 0 file(s)");
+  });
+
   it('live-projection: the followed projection shows what another process appends, then stops', async () => {
     const run = await runExample('live-projection');
     expectSuccess(run);

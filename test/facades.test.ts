@@ -4,7 +4,7 @@
  * reachable on it leads to key material or to the storage behind it.
  */
 import { describe, expect, it } from 'vitest';
-import { memoryEngine, openLog } from '../src/index.ts';
+import { createCommandService, createNotifier, createProcessManager, decider, memoryEngine, openLog } from '../src/index.ts';
 import { newMasterKey } from './support/crypto-fixtures.ts';
 import { action, tempLog } from './support/temp-log.ts';
 
@@ -38,6 +38,8 @@ function values(root: object): unknown[] {
 const LOG = ['append', 'close', 'compact', 'conflicts', 'get', 'head', 'keys', 'projection', 'read', 'state', 'stats', 'verify'];
 const KEYS = ['create', 'expire', 'get', 'list', 'shred'];
 const PROJECTION = ['catchUp', 'entries', 'follow', 'get', 'name', 'position', 'rebuild'];
+const PROCESS_MANAGER = ['catchUp', 'follow', 'get', 'name', 'position', 'rejections'];
+const NOTIFIER = ['catchUp', 'deadLetters', 'discard', 'follow', 'name', 'position', 'redeliver'];
 
 describe('public objects are facades', () => {
   it('a log shows only the documented members of Log, its keys only those of Keys, a projection only those of Projection', async () => {
@@ -73,6 +75,24 @@ describe('public objects are facades', () => {
       expect(objects.length === 2 && objects[0] === root && objects[1] === Object.getPrototypeOf(root)).toBe(true);
       const methods = Object.values(Object.getOwnPropertyDescriptors(Object.getPrototypeOf(root))).flatMap((d) => [d.value, d.get]);
       expect(found.filter((v) => typeof v === 'function' && !methods.includes(v))).toEqual([]);
+    }
+  });
+
+  it('a command service, a process manager and a notifier show only their documented members, and nothing reachable on them leads to the log\'s internals', async () => {
+    const { log } = await tempLog({ masterKey: newMasterKey() });
+    const noop = decider<unknown>({ name: 'noop', aggregates: () => [['x', 1]], decide: () => [] });
+    const commands = createCommandService(log, { deciders: [noop] });
+    const manager = createProcessManager(log, 'p', { instance: () => undefined, init: () => ({}), react: (state) => ({ state }), commands });
+    const notifier = createNotifier(log, 'n', { handle: async () => {} });
+    expect(reachable(commands)).toEqual(['execute']);
+    expect(reachable(manager)).toEqual(PROCESS_MANAGER);
+    expect(reachable(notifier)).toEqual(NOTIFIER);
+    await manager.catchUp();
+    await notifier.catchUp();
+    for (const root of [commands, manager, notifier]) {
+      const found = values(root);
+      const objects = found.filter((v) => typeof v === 'object' && v !== null);
+      expect(objects.length === 2 && objects[0] === root && objects[1] === Object.getPrototypeOf(root)).toBe(true);
     }
   });
 });

@@ -3,6 +3,7 @@ import { openLog, type Identity, type Log, type LogEvent, type NewEvent, type Op
 import { appendOk, bundleChild, entriesOf, newMasterKey, spawnChild, type Child } from './support/projection-fixtures.ts';
 import { tallyOptions, type Tally } from './support/projection-tally.ts';
 import { action, effect, tempDir } from './support/temp-log.ts';
+import { random } from './support/random.ts';
 
 const ACCOUNTS = 300;
 const KEY_GROUPS = 30;
@@ -10,18 +11,6 @@ const PROMO_GROUPS = 30;
 const BASE_EVENTS = 30_000;
 const GROWTH_EVENTS = 600;
 const ROUNDS = 20;
-
-/** A small seeded PRNG (mulberry32), so a failure can be told by its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The log the children catch up, and what the test knows of it: the aggregate of each action by

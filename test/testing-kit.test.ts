@@ -235,7 +235,7 @@ describe('openTestLog', () => {
 });
 
 describe('the coherence/testing entry', () => {
-  it('exports deciderSpec and openTestLog by name, and nothing else', () => {
-    expect(Object.keys(testing).sort()).toEqual(['deciderSpec', 'openTestLog']);
+  it('exports deciderSpec, processSpec and openTestLog by name, and nothing else', () => {
+    expect(Object.keys(testing).sort()).toEqual(['deciderSpec', 'openTestLog', 'processSpec']);
   });
 });

@@ -163,10 +163,11 @@ export interface Log {
 
   /**
    * What the store holds: events, aggregates, live and destroyed keys, file size, and every
-   * projection with its position and lag. Reads indexes only, never the events.
+   * projection, process manager and notifier with its position and lag (and the rejections
+   * recorded, the dead letters held). Reads indexes and small records only, never the events.
    * @throws LogClosedError after `close()`.
    * @example
-   * const { events, projections } = await log.stats();
+   * const { events, projections, processManagers, notifiers } = await log.stats();
    */
   stats(): Promise<LogStats>;
 

@@ -3,6 +3,8 @@
  */
 import { decodeKeyRecord } from '../crypto/key-record.ts';
 import type { LogCore } from '../log/log-core.ts';
+import { NOTIFIER_CONSUMER, PROCESS_CONSUMER, rejectionsAggregate, type ReactionRecord } from '../log/reactions.ts';
+import { actionSeqs, MAX_SEQ } from '../log/read.ts';
 import { packr } from '../model/msgpack.ts';
 import type { EngineKind } from '../storage/engine.ts';
 
@@ -19,6 +21,10 @@ export interface LogStats {
   bytes: number;
   /** Every projection stored in this log, with its position and how far it lags the head. */
   projections: { name: string; position: number; lag: number }[];
+  /** Every process manager that has run on this log: its position, lag, and the commands its deciders refused (recorded). */
+  processManagers: { name: string; position: number; lag: number; rejections: number }[];
+  /** Every notifier that has run on this log: its position, lag, and how many events are dead letters now. */
+  notifiers: { name: string; position: number; lag: number; deadLetters: number }[];
 }
 
 export async function logStats(core: LogCore): Promise<LogStats> {
@@ -29,10 +35,21 @@ export async function logStats(core: LogCore): Promise<LogStats> {
     if (decodeKeyRecord(record).destroyedAt === null) keys.live++;
     else keys.destroyed++;
   }
-  const projections = (await core.storage.consumers()).map(({ name, meta }) => {
-    const { position } = packr.unpack(meta) as { position: number };
-    return { name, position, lag: Math.max(0, head - position) };
-  });
+  const stats: Pick<LogStats, 'projections' | 'processManagers' | 'notifiers'> = { projections: [], processManagers: [], notifiers: [] };
+  for (const { name, meta } of await core.storage.consumers()) {
+    const { position, deadLetters } = packr.unpack(meta) as ReactionRecord;
+    const lag = Math.max(0, head - position);
+    if (name.startsWith(PROCESS_CONSUMER)) {
+      const manager = name.slice(PROCESS_CONSUMER.length);
+      // Rejections are in the log, one action each: counted from the aggregate index.
+      const rejections = (await actionSeqs(core, rejectionsAggregate(manager), 1, MAX_SEQ)).length;
+      stats.processManagers.push({ name: manager, position, lag, rejections });
+    } else if (name.startsWith(NOTIFIER_CONSUMER)) {
+      stats.notifiers.push({ name: name.slice(NOTIFIER_CONSUMER.length), position, lag, deadLetters: deadLetters ?? 0 });
+    } else if (!name.startsWith('$')) {
+      stats.projections.push({ name, position, lag });
+    }
+  }
   const { aggregates, bytes } = await core.storage.stats();
-  return { engine: core.storage.kind, events: head, aggregates, keys, bytes, projections };
+  return { engine: core.storage.kind, events: head, aggregates, keys, bytes, ...stats };
 }

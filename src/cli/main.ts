@@ -267,8 +267,23 @@ followed by one {"line":L,"ours":{...},"theirs":{...}} per conflict (L: the inpu
       exit.code = await serveCommand(opts);
     });
 
+  cli.command('processes')
+    .description("print a process manager's position, lag and rejections (from what it stored; nothing runs)")
+    .argument('<name>', 'the process manager name')
+    .action(withLog(async (log, name: string) => (await import('./reactions.ts')).processes(log, name)));
+
+  cli.command('dead-letters')
+    .description("list a notifier's dead letters as NDJSON, or mark one for redelivery, or drop one")
+    .argument('<notifier>', 'the notifier name')
+    .addOption(new Option('--redeliver <seq>', 'mark this dead letter for redelivery: the running notifier (its follow, within a second, or its next catch-up) delivers it, then what waits behind it').conflicts('discard'))
+    .option('--discard <seq>', 'drop this dead letter: the events waiting behind it go on')
+    .addHelpText('after', `
+The command line never runs a notifier's handler: --redeliver only marks the dead letter in the
+notifier's stored checkpoint, for whichever process runs the notifier to deliver.`)
+    .action(withLog(async (log, name: string, opts: { redeliver?: string; discard?: string }) => (await import('./reactions.ts')).deadLetters(log, name, opts)));
+
   cli.command('stats')
-    .description('print events, aggregates, keys, file size and projections with their lag')
+    .description('print events, aggregates, keys, file size, projections, process managers and notifiers with their lag')
     .action(withLog(async (log) => print(await log.stats())));
 
   return cli;

@@ -97,7 +97,8 @@ export interface CommandService {
   execute(name: string, command: unknown, options: ExecuteOptions): Promise<CommandResult>;
 }
 
-interface Retry {
+/** Retry options with every default filled in. */
+export interface Retry {
   attempts: number;
   minDelayMs: number;
   maxDelayMs: number;
@@ -107,13 +108,17 @@ const DEFAULT_RETRY: Retry = { attempts: 3, minDelayMs: 5, maxDelayMs: 200 };
 const EXECUTE_KEYS = new Set(['actor', 'source', 'base', 'resolved', 'merge', 'idempotencyKey', 'dryRun']);
 const INTENT_KEYS = new Set(['aggregate', 'reason', 'patch', 'triggers', 'encrypt']);
 
-function prepareRetry(retry: unknown): Retry {
-  if (retry === undefined) return DEFAULT_RETRY;
+/**
+ * Validated retry options, the missing ones from `defaults` (the maximum at least the minimum).
+ * @throws InvalidArgumentError naming `options.retry.<option>`.
+ */
+export function prepareRetry(retry: unknown, defaults: Retry = DEFAULT_RETRY): Retry {
+  if (retry === undefined) return defaults;
   if (!isPlainObject(retry)) throw new InvalidArgumentError(`options.retry: expected { attempts?, minDelayMs?, maxDelayMs? }, got ${describe(retry)}`);
   for (const key of Object.keys(retry)) {
-    if (!(key in DEFAULT_RETRY)) throw new InvalidArgumentError(`options.retry.${key}: expected one of attempts, minDelayMs, maxDelayMs, got an unknown option`);
+    if (!(key in defaults)) throw new InvalidArgumentError(`options.retry.${key}: expected one of attempts, minDelayMs, maxDelayMs, got an unknown option`);
   }
-  const { attempts = DEFAULT_RETRY.attempts, minDelayMs = DEFAULT_RETRY.minDelayMs, maxDelayMs = Math.max(DEFAULT_RETRY.maxDelayMs, minDelayMs as number) } = retry;
+  const { attempts = defaults.attempts, minDelayMs = defaults.minDelayMs, maxDelayMs = Math.max(defaults.maxDelayMs, minDelayMs as number) } = retry;
   if (typeof attempts !== 'number' || !Number.isSafeInteger(attempts) || attempts < 1) {
     throw new InvalidArgumentError(`options.retry.attempts: expected an integer >= 1, got ${describe(attempts)}`);
   }
@@ -236,7 +241,7 @@ function toActions(name: string, intents: unknown, actor: Identity, source: stri
 }
 
 /** An `append` validation error, restated in the decider's terms: `decider "x": intents[0].patch`. */
-function intentError(name: string, error: InvalidEventError): InvalidEventError {
+export function intentError(name: string, error: InvalidEventError): InvalidEventError {
   const path = error.path.startsWith('action.') ? error.path.slice('action.'.length) : error.path;
   const prefix = `events[${error.index}]${error.path === '' ? '' : '.'}${error.path}: `;
   const expectation = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
@@ -244,13 +249,75 @@ function intentError(name: string, error: InvalidEventError): InvalidEventError 
 }
 
 /** The events written under an idempotency key, if it was seen (read inside a write transaction, as append reads it). */
-async function duplicateOf(core: LogCore, key: string): Promise<{ status: 'duplicate'; events: LogEvent[] } | undefined> {
+export async function duplicateOf(core: LogCore, key: string): Promise<{ status: 'duplicate'; events: LogEvent[] } | undefined> {
   const seen = await core.storage.write(
     { base: 0, aggregates: [], conflictRecords: false, triggers: [], keys: [], idempotencyKey: key },
     (view) => ({ result: view.idempotent }),
   );
   if (seen === undefined) return undefined;
   return { status: 'duplicate', events: await core.events(Array.from({ length: seen.last - seen.first + 1 }, (_, i) => seen.first + i)) };
+}
+
+/**
+ * What the parts above the service (process managers, the testing kit) need of it that its
+ * public face does not show: deciding a command on given states without appending, so that a
+ * process manager can append what its commands decided together with its own state. Reached
+ * through {@link runnerOf}, never from the user's object.
+ */
+export interface CommandRunner {
+  readonly core: LogCore;
+  readonly retry: Retry;
+  /** The deciders by name, as the service was given them (checked). */
+  readonly deciders: ReadonlyMap<string, Decider<unknown>>;
+  /**
+   * The aggregates decider `name` reads for `command`, each once, or its refusal.
+   * @throws InvalidArgumentError for an unknown name; CommandError when `aggregates` fails.
+   */
+  aggregates(name: string, command: unknown): Identity[] | RejectedError;
+  /**
+   * Decides `command` on `states` (of `aggregates`, in that order, folded at `head`): the
+   * actions to append, with `actor` and `source`, or the refusal. Writes nothing.
+   * @throws CommandError when `decide` fails; InvalidEventError for an intent of the wrong shape.
+   */
+  decide(name: string, command: unknown, aggregates: readonly Identity[], states: readonly unknown[], head: number, context: DecideContext, who: { actor: Identity; source: string }): Promise<NewAction[] | RejectedError>;
+}
+
+const runners = new WeakMap<object, CommandRunner>();
+
+/**
+ * The runner behind a command service from {@link createCommandService}.
+ * @throws InvalidArgumentError naming `name` for anything else.
+ */
+export function runnerOf(service: unknown, name: string): CommandRunner {
+  const runner = typeof service === 'object' && service !== null ? runners.get(service) : undefined;
+  if (runner === undefined) throw new InvalidArgumentError(`${name}: expected a command service from createCommandService, got ${describe(service)}`);
+  return runner;
+}
+
+function runnerFor(core: LogCore, deciders: ReadonlyMap<string, Decider<unknown>>, retry: Retry): CommandRunner {
+  const named = (name: string): Decider<unknown> => {
+    const decider = deciders.get(name);
+    if (decider === undefined) throw new InvalidArgumentError(`name: expected one of ${[...deciders.keys()].map((n) => JSON.stringify(n)).join(', ')}, got ${describe(name)}`);
+    return decider;
+  };
+  return Object.freeze({
+    core,
+    retry,
+    deciders,
+    aggregates: (name: string, command: unknown) => aggregatesOf(named(name), command),
+    async decide(name: string, command: unknown, aggregates: readonly Identity[], states: readonly unknown[], head: number, context: DecideContext, who: { actor: Identity; source: string }) {
+      const decider = named(name);
+      let intents: unknown;
+      try {
+        intents = await decider.decide(command, statesOf(decider.name, aggregates, states, head), context);
+      } catch (e) {
+        if (e instanceof RejectedError) return e;
+        if (statesErrors.has(e as object)) throw e;
+        throw new CommandError(decider.name, e);
+      }
+      return toActions(decider.name, intents, who.actor, who.source);
+    },
+  });
 }
 
 /** The `CommandService` a user holds: `execute`, and nothing else reachable. */
@@ -384,7 +451,9 @@ export function createCommandService(log: Log, options: CommandServiceOptions): 
     if (byName.has(checked.name)) throw new InvalidArgumentError(`options.deciders[${i}].name: expected a name unique among the deciders, got ${JSON.stringify(checked.name)} twice`);
     byName.set(checked.name, checked);
   });
-  const service = new CommandServiceFacade(log, core, byName, prepareRetry(retry));
+  const prepared = prepareRetry(retry);
+  const service = new CommandServiceFacade(log, core, byName, prepared);
   internals.set(service, { core, deciders: byName });
+  runners.set(service, runnerFor(core, byName, prepared));
   return service;
 }

@@ -26,12 +26,22 @@ interface Snapshot {
   state: unknown;
 }
 
-/** The fold of an aggregate's actions up to `head` (exactly the fold at that head). */
-async function foldAt(core: LogCore, aggregate: Identity, head: number): Promise<unknown> {
+/** An aggregate's fold at a head, with the keys whose plaintext went into it. */
+export interface Folded {
+  state: unknown;
+  /** Every key an action folded into the state was decrypted with (none that is gone: its values were redacted). */
+  keys: Identity[];
+  /** Whether the aggregate has any action up to that head. */
+  exists: boolean;
+}
+
+/** The fold of an aggregate's actions up to `head` (exactly the fold at that head), with its keys. */
+export async function foldAt(core: LogCore, aggregate: Identity, head: number): Promise<Folded> {
   const every = core.settings.snapshotEvery;
   const fingerprint = core.schemas.get(aggregate[0])?.fingerprint ?? NO_SCHEMA_FINGERPRINT;
   let state: unknown = {};
   let from = 1;
+  let exists = false;
   const keys = new Map<string, Identity>();
   if (every !== undefined) {
     const stored = await core.storage.snapshot(aggregate, head);
@@ -40,6 +50,7 @@ async function foldAt(core: LogCore, aggregate: Identity, head: number): Promise
     if (stored !== undefined && opened !== undefined && snapshot?.f === fingerprint) {
       state = snapshot.state;
       from = stored.seq + 1;
+      exists = true;
       for (const key of opened.keys) keys.set(identityKey(key), key);
     }
   }
@@ -47,13 +58,14 @@ async function foldAt(core: LogCore, aggregate: Identity, head: number): Promise
   for await (const event of loadAll(core, seqs, false)) {
     if (!('action' in event)) continue;
     state = applyPatchAtomic(state, event.action.patch);
+    exists = true;
     for (const key of keysOfEvent(event)) keys.set(identityKey(key), key);
   }
   if (every !== undefined && seqs.length >= every) {
     const [value] = encodeDerived(core, SNAPSHOT_OWNER, [{ aggregate, value: { f: fingerprint, state } satisfies Snapshot, keys: [...keys.values()] }]);
     await core.storage.putSnapshot(aggregate, head, value as Uint8Array);
   }
-  return state;
+  return { state, keys: [...keys.values()], exists };
 }
 
 /** The aggregate's fold and the head it was read at: the natural base of the next append. */
@@ -63,11 +75,11 @@ export async function stateOf(core: LogCore, aggregate: Identity): Promise<{ sta
 }
 
 /**
- * The folds of several aggregates, all at one head (read once, bounding every fold): a view in
- * which they agree, as a decider needs.
+ * The folds of several aggregates, all at one head (read once, bounding every fold, unless the
+ * caller gives the head it read): a view in which they agree, as a decider needs.
  */
-export async function statesAt(core: LogCore, aggregates: readonly Identity[]): Promise<{ states: unknown[]; head: number }> {
+export async function statesAt(core: LogCore, aggregates: readonly Identity[], at?: number): Promise<{ states: unknown[]; head: number }> {
   core.assertOpen();
-  const head = await core.storage.head();
-  return { states: await Promise.all(aggregates.map((aggregate) => foldAt(core, aggregate, head))), head };
+  const head = at ?? (await core.storage.head());
+  return { states: await Promise.all(aggregates.map(async (aggregate) => (await foldAt(core, aggregate, head)).state)), head };
 }

@@ -161,6 +161,7 @@ interface JsonRules {
 
 const PATCH_VALUE: JsonRules = { copy: true, dates: false, expected: 'a JSON value' };
 const STORED_STATE: JsonRules = { copy: false, dates: true, expected: 'a JSON value or a Date' };
+const JSON_CHECK: JsonRules = { copy: false, dates: false, expected: 'a JSON value' };
 
 /**
  * Checks that a value is JSON (what JSON.stringify/parse would round-trip unchanged) and returns
@@ -237,6 +238,24 @@ export function assertStorableState(state: unknown, projection: string, seq: num
     const problem = unreadable('', e);
     const cause = new TypeError(problem.expectation, problem.cause === undefined ? undefined : { cause: problem.cause });
     throw new ProjectionError(projection, seq, cause, problem.path);
+  }
+}
+
+/**
+ * What is wrong with `value` as JSON (a value that JSON.stringify/parse would round-trip
+ * unchanged, nested at most 256 deep), or undefined when nothing is: `path` is the place inside
+ * it (`items[3].price`, `''` for the value itself); `cause`, what reading it threw, if that is
+ * the problem. Nothing is copied.
+ * @example
+ * jsonProblem({ at: new Date() }); // { path: 'at', expectation: 'expected a JSON value, got a Date (store it as an ISO string)' }
+ */
+export function jsonProblem(value: unknown): { path: string; expectation: string; cause?: unknown } | undefined {
+  try {
+    copyJson(value, '', 0, new Set(), JSON_CHECK);
+    return undefined;
+  } catch (e) {
+    const { path, expectation, cause } = unreadable('', e);
+    return cause === undefined ? { path, expectation } : { path, expectation, cause };
   }
 }
 

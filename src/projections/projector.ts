@@ -12,6 +12,7 @@
  * batch) folds that aggregate again from its actions with the keys as they are now.
  */
 import { InvalidArgumentError, ProjectionError } from '../errors.ts';
+import { followLog, prepareFollowOptions, rethrowLater } from '../log/follow.ts';
 import type { LogCore } from '../log/log-core.ts';
 import { actionSeqs, aggregateMatcher, readEvents } from '../log/read.ts';
 import { keysOfEvent } from '../log/reveal.ts';
@@ -330,47 +331,13 @@ export class StoredProjection<State> {
   }
 
   follow(options: FollowOptions = {}): () => Promise<void> {
-    options = readArgument(options, 'options');
-    if (!isPlainObject(options as unknown)) throw new InvalidArgumentError(`options: expected { onError?, onCatchUp? }, got ${describe(options)}`);
-    for (const name of ['onError', 'onCatchUp'] as const) {
-      if (options[name] !== undefined && typeof options[name] !== 'function') throw new InvalidArgumentError(`options.${name}: expected a function, got ${describe(options[name])}`);
-    }
+    options = prepareFollowOptions<FollowOptions>(options, ['onError', 'onCatchUp']);
     this.#core.assertOpen();
     const onCatchUp = options.onCatchUp;
-    const onError = options.onError ?? ((error: unknown) => queueMicrotask(() => { throw error; }));
-    let stopped = false;
-    let running: Promise<void> | undefined;
-    let again = false;
-    const run = (): void => {
-      if (stopped) return;
-      if (running !== undefined) {
-        again = true;
-        return;
-      }
-      running = this.catchUp().then((result) => {
-        if (onCatchUp !== undefined && result.to >= result.from) onCatchUp(result);
-      }).catch(onError).finally(() => {
-        running = undefined;
-        if (again) {
-          again = false;
-          run();
-        }
-      });
+    const onResult = onCatchUp === undefined ? undefined : (result: CatchUpResult) => {
+      if (result.to >= result.from) onCatchUp(result);
     };
-    // This process's writes at once; other processes' (and machines') as the engine hears them.
-    const unsubscribe = this.#core.onWrite(run);
-    const unwatch = this.#core.storage.watch(run);
-    const stop = async (): Promise<void> => {
-      stopped = true;
-      unsubscribe();
-      unwatch();
-      cancelOnClose();
-      await running;
-    };
-    // Closing the log ends the follow too, rather than leaving a watch on a closed store.
-    const cancelOnClose = this.#core.onClose(stop);
-    run();
-    return stop;
+    return followLog(this.#core, () => this.catchUp(), onResult, options.onError ?? rethrowLater).stop;
   }
 }
 

@@ -3,28 +3,17 @@
  * (or this rejection). It runs the real decider through the real command service on a real,
  * throw-away store; a failed expectation is node's `AssertionError`, so any runner reports it.
  */
-import { AssertionError, deepStrictEqual } from 'node:assert';
 import { isDeepStrictEqual } from 'node:util';
 import { createCommandService, type CommandResult } from '../commands/command-service.ts';
 import { checkDecider, decider as checkedDecider, type Decider, type Intent } from '../commands/decider.ts';
 import { InvalidArgumentError } from '../errors.ts';
 import { describe } from '../model/json-pointer.ts';
-import type { Identity, NewEvent, Operation } from '../model/types.ts';
+import type { Identity, NewEvent } from '../model/types.ts';
 import type { Log } from '../api/log.ts';
+import { assertionError, eventList, plain, shown, type GivenEvent } from './expectation.ts';
 import { openTestStore, type TestLogOptions } from './test-log.ts';
 
-/**
- * An event of a history: a `NewEvent` as `append` takes it, or the short form of an action,
- * `{ aggregate, patch, reason? }` (plus `triggers` and `encrypt` as on an intent), appended by
- * the actor `['test', 'given']` from the source `'given'`.
- */
-export type GivenEvent = NewEvent | {
-  aggregate: Identity;
-  patch: Operation[];
-  reason?: string;
-  triggers?: Identity[];
-  encrypt?: { key: Identity; paths?: string[] };
-};
+export type { GivenEvent } from './expectation.ts';
 
 /** Who executes the command in a spec. */
 export interface WhenOptions {
@@ -84,23 +73,7 @@ export interface DeciderExpectation {
   thenRejected(reason: string, details?: unknown): Promise<void>;
 }
 
-const GIVEN_ACTOR: Identity = ['test', 'given'];
 const DEFAULT_ACTOR: Identity = ['user', 'test'];
-
-function toNewEvent(event: GivenEvent): NewEvent {
-  if (typeof event !== 'object' || event === null || 'action' in event || 'effect' in event) return event;
-  const { aggregate, patch, reason = 'given', triggers, encrypt } = event;
-  const action: NewEvent = { source: 'given', action: { reason, actor: GIVEN_ACTOR, aggregate, patch } };
-  if (triggers !== undefined) action.triggers = triggers;
-  if (encrypt !== undefined) action.encrypt = encrypt;
-  return action;
-}
-
-function eventList(events: unknown, name: string, single: boolean): NewEvent[] {
-  if (Array.isArray(events)) return events.map((e: GivenEvent) => toNewEvent(e));
-  if (single && typeof events === 'object' && events !== null) return [toNewEvent(events as GivenEvent)];
-  throw new InvalidArgumentError(`${name}: expected ${single ? 'an event or an array of events' : 'an array of events'}, got ${describe(events)}`);
-}
 
 /** What a command came to, in the form expected and actual are compared in. */
 type Outcome = { intents: unknown } | { rejected: string; details?: unknown } | { conflict: number[]; attempts: number } | { status: string };
@@ -112,29 +85,10 @@ function summary(outcome: Outcome): string {
   return outcome.status;
 }
 
-/** JSON as it would be stored: properties that are undefined are left out. */
-const plain = (value: unknown): unknown => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
-
 function assertOutcome(name: string, command: unknown, actual: Outcome, expected: Outcome): void {
   if (isDeepStrictEqual(actual, expected)) return;
   const what = summary(expected) === summary(actual) ? `expected other ${summary(expected)}` : `expected ${summary(expected)}, got ${summary(actual)}`;
-  let shown: string;
-  try {
-    shown = JSON.stringify(command) ?? String(command);
-  } catch {
-    shown = describe(command);
-  }
-  const header = `deciderSpec("${name}") when ${shown}: ${what}`;
-  const error = new AssertionError({ message: header, actual, expected, operator: 'deepStrictEqual' });
-  // Recent Node versions add the diff to a message of one's own; where one does not, add it here.
-  if (!error.message.includes('+ actual - expected')) {
-    try {
-      deepStrictEqual(actual, expected);
-    } catch (e) {
-      error.message = `${header}\n${(e as Error).message.replace(/^Expected values to be strictly deep-equal:\n/, '')}`;
-    }
-  }
-  throw error;
+  throw assertionError(`deciderSpec("${name}") when ${shown(command)}: ${what}`, actual, expected);
 }
 
 interface Plan {

@@ -20,6 +20,7 @@ import { projectionApi } from './projection-api.ts';
 import { projectionFollow } from './projection-follow.ts';
 import { projectionProperties } from './projection-properties.ts';
 import { projectionReplay } from './projection-replay.ts';
+import { reactions } from './reactions.ts';
 import { readReplay } from './read-replay.ts';
 import { sharedStore } from './shared-store.ts';
 import { validation } from './validation.ts';
@@ -63,6 +64,8 @@ export function describeEngine(engine: TestEngine): void {
     projectionReplay(engine);
     projectionProperties(engine);
     projectionFollow(engine);
+    // SPEC 11: process managers and notifiers.
+    reactions(engine);
     // SPEC 8 and 4: verify and compact.
     verify(engine);
     compact(engine);

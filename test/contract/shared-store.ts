@@ -124,7 +124,7 @@ export function sharedStore(engine: TestEngine): void {
   describe('stats', () => {
     it("reports the engine's kind, and what the store holds", async () => {
       const { log, reopen } = await engine.tempLog({ masterKey: newMasterKey(), clock });
-      expect(await log.stats()).toEqual({ engine: engine.kind, events: 0, aggregates: 0, keys: { live: 0, destroyed: 0 }, bytes: expect.any(Number), projections: [] });
+      expect(await log.stats()).toEqual({ engine: engine.kind, events: 0, aggregates: 0, keys: { live: 0, destroyed: 0 }, bytes: expect.any(Number), projections: [], processManagers: [], notifiers: [] });
       await appendOk(log, [encrypted(alice, aliceKey, 'alice@example.com'), encrypted(bob, bobKey, 'bob@example.com'), action(book, [{ op: 'add', path: '/stock', value: 1 }])]);
       await log.projection('customers', { kinds: ['customer'] }).catchUp();
       await log.keys.shred(aliceKey);
@@ -136,6 +136,8 @@ export function sharedStore(engine: TestEngine): void {
         keys: { live: 1, destroyed: 1 },
         bytes: expect.any(Number),
         projections: [{ name: 'customers', position: 3, lag: 1 }],
+        processManagers: [],
+        notifiers: [],
       });
       expect(stats.bytes).toBeGreaterThan(0);
       // Another log on the store reports the same store.

@@ -3,15 +3,12 @@
  * of the store and reports. The parent kills it with SIGKILL at a random moment of the catch-up.
  * Arguments: path, master key (hex). Prints "loaded", "start <position>", "done <ms> <result>".
  */
-import { createInterface } from 'node:readline';
 import { openLog } from '../../src/index.ts';
+import { loadedThenGo } from './go.ts';
 import { tallyOptions } from './projection-tally.ts';
 
 const [path, masterKey] = process.argv.slice(2) as [string, string];
-const input = createInterface({ input: process.stdin });
-console.log('loaded');
-await new Promise<void>((resolve) => input.on('line', (line) => line === 'go' && resolve()));
-input.close();
+await loadedThenGo();
 
 const log = await openLog({ path, masterKey });
 try {
