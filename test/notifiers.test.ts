@@ -175,10 +175,16 @@ describe('a notifier', () => {
     await until(() => calls.includes('1#1'));
     await appendOk(log, [signedUp(2), signedUp(2)]);
     await until(() => calls.includes('2#2'));
-    // Marked by another log (as the CLI does), with a handler that never runs there.
+    // Marked by another log (as the CLI does), with a handler that never runs there, once the
+    // dead letter is in the stored checkpoint (committed shortly after the last attempt).
     down = false;
     const other = await reopen();
-    await createNotifier(other, 'welcome', { handle: () => Promise.reject(new Error('not here')) }).redeliver(2);
+    const marker = createNotifier(other, 'welcome', { handle: () => Promise.reject(new Error('not here')) });
+    let stored = false;
+    await until(() => stored, 5_000, async () => {
+      for await (const letter of marker.deadLetters()) if (letter.seq === 2) stored = true;
+    });
+    await marker.redeliver(2);
     await until(() => calls.includes('3#1'), 3_000);
     await stop();
     expect(calls).toEqual(['1#1', '2#1', '2#2', '2#3', '3#1']);
@@ -223,9 +229,12 @@ describe('a notifier', () => {
   });
 });
 
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+/** Waits for `condition`, running `probe` (which may update what it reads) before each look. */
+async function until(condition: () => boolean, timeoutMs = 5_000, probe?: () => Promise<void>): Promise<void> {
   const started = Date.now();
-  while (!condition()) {
+  for (;;) {
+    await probe?.();
+    if (condition()) return;
     if (Date.now() - started > timeoutMs) throw new Error('timed out');
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
