@@ -6,8 +6,8 @@
 import { open } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { InvalidEventError, openLog } from '../src/index.ts';
-import { action, allEvents, tempLog } from './support/temp-log.ts';
+import { InvalidEventError } from '../src/index.ts';
+import { action, allEvents, tempLog, verifyClosed } from './support/temp-log.ts';
 
 const packr = new Packr({ useRecords: false });
 
@@ -29,32 +29,23 @@ async function tamper(path: string, change: (idempotency: ReturnType<ReturnType<
   await root.close();
 }
 
-async function verified(path: string) {
-  const log = await openLog({ path });
-  try {
-    return await log.verify();
-  } finally {
-    await log.close();
-  }
-}
-
 describe('verify and idempotency records', () => {
   it('reports the first event of a keyed batch whose key record is missing', async () => {
     const path = await keyedStore();
     await tamper(path, (db) => db.removeSync('order-7'));
-    expect(await verified(path)).toEqual({ ok: false, seq: 2, reason: 'the idempotency key of its batch is missing or wrong in the idempotency table' });
+    expect(await verifyClosed(path)).toEqual({ ok: false, seq: 2, reason: 'the idempotency key of its batch is missing or wrong in the idempotency table' });
   });
 
   it('reports a key record that names other seqs than its batch', async () => {
     const path = await keyedStore();
     await tamper(path, (db) => db.putSync('order-7', packr.pack([2, 2])));
-    expect(await verified(path)).toEqual({ ok: false, seq: 2, reason: 'the idempotency key of its batch is missing or wrong in the idempotency table' });
+    expect(await verifyClosed(path)).toEqual({ ok: false, seq: 2, reason: 'the idempotency key of its batch is missing or wrong in the idempotency table' });
   });
 
   it('reports a key record no event names', async () => {
     const path = await keyedStore();
     await tamper(path, (db) => db.putSync('forged', packr.pack([1, 1])));
-    expect(await verified(path)).toEqual({ ok: false, seq: 1, reason: 'the idempotency table has an entry no event accounts for' });
+    expect(await verifyClosed(path)).toEqual({ ok: false, seq: 1, reason: 'the idempotency table has an entry no event accounts for' });
   });
 });
 

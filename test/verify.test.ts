@@ -2,7 +2,7 @@ import { open, type Database, type Key } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { CoherenceError, openLog, UnsupportedFormatError } from '../src/index.ts';
-import { tempLog } from './support/temp-log.ts';
+import { tempLog, verifyClosed } from './support/temp-log.ts';
 import { a, b, c, key1, populate } from './support/verify-fixtures.ts';
 
 const clock = () => new Date('2024-05-01T12:00:00.000Z');
@@ -49,15 +49,6 @@ function record(raw: Raw, seq: number): Buffer {
 
 const packr = new Packr({ useRecords: false });
 
-async function verifyAt(path: string) {
-  const log = await openLog({ path, clock });
-  try {
-    return await log.verify();
-  } finally {
-    await log.close();
-  }
-}
-
 describe('verify', () => {
   it('names the event whose body bytes were changed', async () => {
     const path = await closedStore();
@@ -66,7 +57,7 @@ describe('verify', () => {
       bytes[bytes.length - 2] = (bytes[bytes.length - 2] as number) ^ 0x01;
       raw.events.put(5, bytes);
     });
-    expect(await verifyAt(path)).toEqual({ ok: false, seq: 5, reason: expect.stringMatching(/hash/) });
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 5, reason: expect.stringMatching(/hash/) });
   });
 
   it('names the event whose stored hash was changed', async () => {
@@ -76,19 +67,19 @@ describe('verify', () => {
       bytes[10] = (bytes[10] as number) ^ 0xff;
       raw.events.put(3, bytes);
     });
-    expect(await verifyAt(path)).toEqual({ ok: false, seq: 3, reason: expect.stringMatching(/hash/) });
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 3, reason: expect.stringMatching(/hash/) });
   });
 
   it('names the seq of a deleted event', async () => {
     const path = await closedStore();
     await tamper(path, (raw) => raw.events.remove(5));
-    expect(await verifyAt(path)).toEqual({ ok: false, seq: 5, reason: expect.stringMatching(/gap/) });
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 5, reason: expect.stringMatching(/gap/) });
   });
 
   it('notices a deleted last event through the index entries left behind', async () => {
     const path = await closedStore();
     await tamper(path, (raw) => raw.events.remove(9));
-    expect(await verifyAt(path)).toEqual({ ok: false, seq: 9, reason: expect.stringMatching(/aggregate index/) });
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 9, reason: expect.stringMatching(/aggregate index/) });
   });
 
   it('names the seq of two swapped events', async () => {
@@ -99,7 +90,7 @@ describe('verify', () => {
       raw.events.put(2, fifth);
       raw.events.put(5, second);
     });
-    expect(await verifyAt(path)).toMatchObject({ ok: false, seq: 2 });
+    expect(await verifyClosed(path, { clock })).toMatchObject({ ok: false, seq: 2 });
   });
 
   it('names the action whose aggregate-index entry was removed', async () => {
@@ -108,19 +99,19 @@ describe('verify', () => {
       expect(raw.byAggregate.doesExist([b[0], b[1], 2])).toBe(true);
       raw.byAggregate.remove([b[0], b[1], 2]);
     });
-    expect(await verifyAt(path)).toEqual({ ok: false, seq: 2, reason: expect.stringMatching(/aggregate index/) });
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 2, reason: expect.stringMatching(/aggregate index/) });
   });
 
   it('names the seq a bogus aggregate-index entry claims', async () => {
     const path = await closedStore();
     await tamper(path, (raw) => raw.byAggregate.put(['book', 'ghost', 3], Buffer.alloc(0)));
-    expect(await verifyAt(path)).toEqual({ ok: false, seq: 3, reason: expect.stringMatching(/aggregate index/) });
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 3, reason: expect.stringMatching(/aggregate index/) });
   });
 
   it('names the seq of a bogus aggregate-index entry beyond the head', async () => {
     const path = await closedStore();
     await tamper(path, (raw) => raw.byAggregate.put([a[0], a[1], 50], Buffer.alloc(0)));
-    expect(await verifyAt(path)).toEqual({ ok: false, seq: 50, reason: expect.stringMatching(/aggregate index/) });
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 50, reason: expect.stringMatching(/aggregate index/) });
   });
 
   it('names the action whose trigger-index entry was removed', async () => {
@@ -130,7 +121,7 @@ describe('verify', () => {
       raw.byTrigger.remove([key1[0], key1[1], 3]);
     });
     // Event 3 is the first to disagree with the index (the effect at 4 then disagrees too).
-    expect(await verifyAt(path)).toEqual({ ok: false, seq: 3, reason: expect.stringMatching(/trigger index/) });
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 3, reason: expect.stringMatching(/trigger index/) });
   });
 
   it('names the effect whose effect-index entry was removed', async () => {
@@ -139,13 +130,13 @@ describe('verify', () => {
       expect(raw.effectsByAggregate.doesExist([c[0], c[1], 4])).toBe(true);
       raw.effectsByAggregate.remove([c[0], c[1], 4]);
     });
-    expect(await verifyAt(path)).toEqual({ ok: false, seq: 4, reason: expect.stringMatching(/effect index/) });
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 4, reason: expect.stringMatching(/effect index/) });
   });
 
   it('names the effect whose recorded affected aggregates were changed', async () => {
     const path = await closedStore();
     await tamper(path, (raw) => raw.effects.put(4, packr.pack([a])));
-    expect(await verifyAt(path)).toEqual({ ok: false, seq: 4, reason: expect.stringMatching(/affected aggregates/) });
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 4, reason: expect.stringMatching(/affected aggregates/) });
   });
 
   it('names the first bad seq when several are bad', async () => {
@@ -156,7 +147,7 @@ describe('verify', () => {
       raw.events.put(7, bytes);
       raw.byAggregate.remove([b[0], b[1], 2]);
     });
-    expect(await verifyAt(path)).toMatchObject({ ok: false, seq: 2 });
+    expect(await verifyClosed(path, { clock })).toMatchObject({ ok: false, seq: 2 });
   });
 });
 
@@ -182,6 +173,6 @@ describe('format version', () => {
       expect(packr.unpack(raw.meta.getBinary('format') as Buffer)).toBe(999);
       raw.meta.put('format', original as Buffer);
     });
-    expect(await verifyAt(path)).toEqual({ ok: true, events: 9 });
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: true, events: 9 });
   });
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
-import { openLog, type Identity, type Log, type NewAction, type NewEffect, type OpenLogOptions, type Operation } from '../../src/index.ts';
+import { openLog, type Identity, type Log, type NewAction, type NewEffect, type OpenLogOptions, type Operation, type VerifyResult } from '../../src/index.ts';
 
 /** What a test chooses when it opens a log: everything but where the store is. */
 export type LogOptions = Omit<OpenLogOptions, 'path' | 'engine'>;
@@ -52,6 +52,16 @@ export async function tempLog(options: LogOptions = {}): Promise<TempLog & { pat
 }
 
 /** An action event with sensible defaults. */
+/** Reopens the closed store at `path`, verifies it and closes it again. */
+export async function verifyClosed(path: string, options: LogOptions = {}): Promise<VerifyResult> {
+  const log = await openLog({ ...options, path });
+  try {
+    return await log.verify();
+  } finally {
+    await log.close();
+  }
+}
+
 export function action(aggregate: Identity, patch: Operation[], extra: Partial<NewAction> & { actor?: Identity; reason?: string } = {}): NewAction {
   const { actor = ['user', 'alice'], reason = 'edit', ...rest } = extra;
   return { source: 'test', action: { reason, actor, aggregate, patch }, ...rest };
