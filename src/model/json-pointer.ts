@@ -4,6 +4,25 @@
 
 const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype']);
 const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
+// The same rules over the whole pointer, for the check that needs no segments. A forbidden name
+// holds neither "~" nor "/", so a segment that unescapes to one is the name itself; and a "~" at
+// the end of a segment is followed by "/" or the end, never by 0 or 1.
+const BAD_ESCAPE = /~(?![01])/;
+const FORBIDDEN_SEGMENT = /\/(?:__proto__|constructor|prototype)(?=\/|$)/;
+
+/**
+ * What is wrong with `pointer` as a JSON Pointer, exactly as {@link parsePointer} says it, or
+ * undefined when nothing is. Allocates nothing for a good pointer (it is on the append path).
+ * @example
+ * pointerProblem('/a/b'); // undefined
+ */
+export function pointerProblem(pointer: unknown): string | undefined {
+  if (typeof pointer === 'string' && (pointer === '' || (pointer.charCodeAt(0) === 0x2f && !BAD_ESCAPE.test(pointer) && !FORBIDDEN_SEGMENT.test(pointer)))) {
+    return undefined;
+  }
+  const parsed = parsePointer(pointer);
+  return typeof parsed === 'string' ? parsed : undefined;
+}
 
 /**
  * Splits a pointer into unescaped segments, or returns a description of what is wrong with it.

@@ -3,7 +3,7 @@
  * internal shapes the rest of the code trusts. Nothing here touches storage.
  */
 import { CoherenceError, InvalidArgumentError, InvalidEventError, ProjectionError } from '../errors.ts';
-import { describe, parsePointer } from './json-pointer.ts';
+import { describe, parsePointer, pointerProblem } from './json-pointer.ts';
 import type { Identity, MergeMode, Operation } from './types.ts';
 
 /** A validated action, normalised into fresh objects that share nothing mutable with the caller. */
@@ -37,6 +37,10 @@ export type PreparedEvent = PreparedAction | PreparedEffect;
 /**
  * Thrown inside the validators with a path relative to the value being checked. `cause`: what
  * the caller's value threw when it was read (a getter, a revoked Proxy), if that is the problem.
+ *
+ * Paths are built only once something is wrong: a check of a nested value throws with the path
+ * inside that value, and each level that catches it puts its own place in front ({@link within}),
+ * so a good event costs no string building.
  */
 class Problem {
   constructor(readonly path: string, readonly expectation: string, readonly cause?: unknown) {}
@@ -61,13 +65,25 @@ function guarded<T>(check: (value: unknown, path: string) => T, value: unknown, 
   }
 }
 
-/** `object[key]`, with what reading it throws reported at `path`. */
-function read(object: object, key: string | number, path: string): unknown {
+/** `object[key]`, with what reading it throws reported at the key's place under `parent`. */
+function read(object: object, key: string | number, parent: string): unknown {
   try {
     return (object as Record<string | number, unknown>)[key];
   } catch (error) {
-    throw unreadable(path, error);
+    throw unreadable(join(parent, key), error);
   }
+}
+
+/** `rest`, a path inside the value at `base`, as a path from where `base` is given. */
+function under(base: string, rest: string): string {
+  if (rest === '') return base;
+  if (base === '') return rest;
+  return rest.startsWith('[') ? base + rest : `${base}.${rest}`;
+}
+
+/** What checking the value at `base` threw (a Problem's path relative to that value), at `base`. */
+function within(base: string, error: unknown): Problem {
+  return error instanceof Problem ? new Problem(under(base, error.path), error.expectation, error.cause) : unreadable(base, error);
 }
 
 const MAX_IDENTITY_PART_BYTES = 512;
@@ -98,19 +114,26 @@ function checkKeys(value: Record<string, unknown>, allowed: ReadonlySet<string>,
   }
 }
 
-function checkText(value: unknown, path: string): string {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new Problem(path, `expected a non-empty string, got ${describe(value)}`);
-  }
-  if (!value.isWellFormed()) throw new Problem(path, 'expected well-formed Unicode, got a lone surrogate');
-  return value;
+/** What is wrong with `value` as a non-empty, well-formed string, if anything. */
+function textProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value.length === 0) return `expected a non-empty string, got ${describe(value)}`;
+  if (!value.isWellFormed()) return 'expected well-formed Unicode, got a lone surrogate';
+  return undefined;
 }
 
-function checkIdentityPart(value: string, path: string): void {
-  if (value.includes('\u0000')) throw new Problem(path, 'expected no NUL character');
+function checkText(value: unknown, path: string): string {
+  const problem = textProblem(value);
+  if (problem !== undefined) throw new Problem(path, problem);
+  return value as string;
+}
+
+/** What is wrong with a part of an identity (kind or id) that is a non-empty string, if anything. */
+function identityPartProblem(value: string): string | undefined {
+  if (value.includes('\u0000')) return 'expected no NUL character';
   if (value.length * 3 > MAX_IDENTITY_PART_BYTES && textEncoder.encode(value).length > MAX_IDENTITY_PART_BYTES) {
-    throw new Problem(path, `expected at most ${MAX_IDENTITY_PART_BYTES} bytes of UTF-8`);
+    return `expected at most ${MAX_IDENTITY_PART_BYTES} bytes of UTF-8`;
   }
+  return undefined;
 }
 
 function checkIdentity(value: unknown, path: string): Identity {
@@ -122,18 +145,19 @@ function checkIdentity(value: unknown, path: string): Identity {
   }
   if (!isPair) throw new Problem(path, `expected an identity [kind, id], got ${describe(value)}`);
   const pair = value as unknown[];
-  const kind = checkText(read(pair, 0, `${path}[0]`), `${path}[0]`);
-  checkIdentityPart(kind, `${path}[0]`);
-  const id: unknown = read(pair, 1, `${path}[1]`);
+  const kind = read(pair, 0, path);
+  const kindProblem = textProblem(kind) ?? identityPartProblem(kind as string);
+  if (kindProblem !== undefined) throw new Problem(`${path}[0]`, kindProblem);
+  const id: unknown = read(pair, 1, path);
   if (typeof id === 'number') {
     if (!Number.isSafeInteger(id)) throw new Problem(`${path}[1]`, `expected a safe integer id, got ${describe(id)}`);
   } else if (typeof id === 'string') {
-    checkText(id, `${path}[1]`);
-    checkIdentityPart(id, `${path}[1]`);
+    const idProblem = textProblem(id) ?? identityPartProblem(id);
+    if (idProblem !== undefined) throw new Problem(`${path}[1]`, idProblem);
   } else {
     throw new Problem(`${path}[1]`, `expected a non-empty string or a safe integer id, got ${describe(id)}`);
   }
-  return [kind, id];
+  return [kind as string, id];
 }
 
 function checkDate(value: unknown, path: string): number {
@@ -166,52 +190,59 @@ const JSON_CHECK: JsonRules = { copy: false, dates: false, expected: 'a JSON val
 /**
  * Checks that a value is JSON (what JSON.stringify/parse would round-trip unchanged) and returns
  * a copy of it, so the stored event and what append returns cannot change with the caller's
- * objects. With `rules` STORED_STATE, Dates pass too and nothing is copied.
+ * objects. With `rules` STORED_STATE, Dates pass too and nothing is copied. Problems carry paths
+ * inside `value`; `ancestors` are the objects it lies in (none at the top).
  */
-function copyJson(value: unknown, path: string, depth: number, ancestors: Set<object>, rules: JsonRules): unknown {
+function copyJson(value: unknown, depth: number, ancestors: Set<object> | undefined, rules: JsonRules): unknown {
   switch (typeof value) {
     case 'string':
-      if (!value.isWellFormed()) throw new Problem(path, 'expected well-formed Unicode, got a lone surrogate');
+      if (!value.isWellFormed()) throw new Problem('', 'expected well-formed Unicode, got a lone surrogate');
       return value;
     case 'boolean':
       return value;
     case 'number':
-      if (!Number.isFinite(value)) throw new Problem(path, `expected ${rules.expected}, got ${describe(value)}`);
+      if (!Number.isFinite(value)) throw new Problem('', `expected ${rules.expected}, got ${describe(value)}`);
       // JSON has no negative zero (JSON.stringify(-0) is "0"), and neither does the store.
       return value === 0 ? 0 : value;
     case 'object':
       break;
     default:
-      throw new Problem(path, `expected ${rules.expected}, got ${describe(value)}`);
+      throw new Problem('', `expected ${rules.expected}, got ${describe(value)}`);
   }
   if (value === null) return null;
-  if (depth > MAX_JSON_DEPTH) throw new Problem(path, `expected JSON nested at most ${MAX_JSON_DEPTH} deep`);
-  if (ancestors.has(value)) throw new Problem(path, `expected ${rules.expected}, got a cycle`);
-  ancestors.add(value);
+  if (depth > MAX_JSON_DEPTH) throw new Problem('', `expected JSON nested at most ${MAX_JSON_DEPTH} deep`);
+  const seen = ancestors ?? new Set<object>();
+  if (seen.has(value)) throw new Problem('', `expected ${rules.expected}, got a cycle`);
+  seen.add(value);
   let copy: unknown = value;
+  // The member being read or checked: a problem found there is reported at its place.
+  let member: string | number | undefined;
   try {
     if (Array.isArray(value)) {
-      const array: unknown[] | undefined = rules.copy ? new Array(value.length) : undefined;
-      for (let i = 0; i < value.length; i++) {
-        const item = copyJson(read(value, i, `${path}[${i}]`), `${path}[${i}]`, depth + 1, ancestors, rules);
+      const length = value.length;
+      const array: unknown[] | undefined = rules.copy ? new Array(length) : undefined;
+      for (let i = 0; i < length; i++) {
+        member = i;
+        const item = copyJson(value[i], depth + 1, seen, rules);
         if (array !== undefined) array[i] = item;
       }
       copy = array ?? value;
     } else if (isPlainObject(value)) {
       const object: Record<string, unknown> | undefined = rules.copy ? {} : undefined;
       for (const key of Object.keys(value)) {
-        if (key === '__proto__') throw new Problem(join(path, key), 'expected no "__proto__" key');
-        const item = copyJson(read(value, key, join(path, key)), join(path, key), depth + 1, ancestors, rules);
+        member = key;
+        if (key === '__proto__') throw new Problem('', 'expected no "__proto__" key');
+        const item = copyJson(value[key], depth + 1, seen, rules);
         if (object !== undefined) object[key] = item;
       }
       copy = object ?? value;
     } else if (!(rules.dates && value instanceof Date && !Number.isNaN(Date.prototype.getTime.call(value)))) {
-      throw new Problem(path, notJson(value, rules));
+      throw new Problem('', notJson(value, rules));
     }
   } catch (error) {
-    throw unreadable(path, error);
+    throw member === undefined ? unreadable('', error) : within(join('', member), error);
   }
-  ancestors.delete(value);
+  seen.delete(value);
   return copy;
 }
 
@@ -233,7 +264,7 @@ function notJson(value: object, rules: JsonRules): string {
  */
 export function assertStorableState(state: unknown, projection: string, seq: number): void {
   try {
-    copyJson(state, '', 0, new Set(), STORED_STATE);
+    copyJson(state, 0, undefined, STORED_STATE);
   } catch (e) {
     const problem = unreadable('', e);
     const cause = new TypeError(problem.expectation, problem.cause === undefined ? undefined : { cause: problem.cause });
@@ -251,7 +282,7 @@ export function assertStorableState(state: unknown, projection: string, seq: num
  */
 export function jsonProblem(value: unknown): { path: string; expectation: string; cause?: unknown } | undefined {
   try {
-    copyJson(value, '', 0, new Set(), JSON_CHECK);
+    copyJson(value, 0, undefined, JSON_CHECK);
     return undefined;
   } catch (e) {
     const { path, expectation, cause } = unreadable('', e);
@@ -274,51 +305,69 @@ export function jsonProblem(value: unknown): { path: string; expectation: string
  * check: a JSON Pointer `path` (and `from`) without `__proto__`, `constructor` or `prototype`
  * segments, a `value` that is JSON, a known `op`.
  *
- * @throws Problem naming the defined member that is wrong (prepareEvents makes it an InvalidEventError).
+ * @throws Problem naming the defined member that is wrong, its path inside the operation
+ *   (prepareEvents makes it an InvalidEventError).
  * @example
- * checkOperation({ op: 'add', path: '/baz', value: 'qux', xyz: 123 }, 'patch[0]') // { op: 'add', path: '/baz', value: 'qux' }
+ * checkOperation({ op: 'add', path: '/baz', value: 'qux', xyz: 123 }) // { op: 'add', path: '/baz', value: 'qux' }
  */
-function checkOperation(value: unknown, path: string): Operation {
-  if (!isPlainObject(value)) throw new Problem(path, `expected an operation object, got ${describe(value)}`);
-  const target = parsePointer(value.path);
-  if (typeof target === 'string') throw new Problem(`${path}.path`, target);
-  const pointer = value.path as string;
+function checkOperation(value: unknown): Operation {
+  if (!isPlainObject(value)) throw new Problem('', `expected an operation object, got ${describe(value)}`);
+  const pointer = value.path;
+  const problem = pointerProblem(pointer);
+  if (problem !== undefined) throw new Problem('path', problem);
   switch (value.op) {
     case 'add':
     case 'replace':
     case 'test': {
-      if (!('value' in value)) throw new Problem(`${path}.value`, `expected a value for "${value.op}", got none`);
-      return { op: value.op, path: pointer, value: copyJson(value.value, `${path}.value`, 0, new Set(), PATCH_VALUE) };
+      if (!('value' in value)) throw new Problem('value', `expected a value for "${value.op}", got none`);
+      let copy: unknown;
+      try {
+        copy = copyJson(value.value, 0, undefined, PATCH_VALUE);
+      } catch (error) {
+        throw within('value', error);
+      }
+      return { op: value.op, path: pointer as string, value: copy };
     }
     case 'remove':
-      if (target.length === 0) throw new Problem(`${path}.path`, 'expected a location inside the document, got the root ""');
-      return { op: 'remove', path: pointer };
+      if (pointer === '') throw new Problem('path', 'expected a location inside the document, got the root ""');
+      return { op: 'remove', path: pointer as string };
     case 'move':
     case 'copy': {
-      const from = parsePointer(value.from);
-      if (typeof from === 'string') throw new Problem(`${path}.from`, from);
-      const fromPointer = value.from as string;
+      const from = value.from;
+      const fromProblem = pointerProblem(from);
+      if (fromProblem !== undefined) throw new Problem('from', fromProblem);
+      const fromPointer = from as string;
       if (value.op === 'move' && (pointer + '/').startsWith(fromPointer + '/') && pointer !== fromPointer) {
-        throw new Problem(`${path}.from`, `expected "from" not to contain "path" (RFC 6902 4.4), got ${JSON.stringify(fromPointer)}`);
+        throw new Problem('from', `expected "from" not to contain "path" (RFC 6902 4.4), got ${JSON.stringify(fromPointer)}`);
       }
-      return { op: value.op, path: pointer, from: fromPointer };
+      return { op: value.op, path: pointer as string, from: fromPointer };
     }
     default:
-      throw new Problem(`${path}.op`, `expected one of add, remove, replace, move, copy, test, got ${describe(value.op)}`);
+      throw new Problem('op', `expected one of add, remove, replace, move, copy, test, got ${describe(value.op)}`);
   }
 }
 
-function checkAction(value: unknown, path: string): Pick<PreparedAction, 'reason' | 'actor' | 'aggregate' | 'patch'> {
-  if (!isPlainObject(value)) throw new Problem(path, `expected an action object, got ${describe(value)}`);
-  checkKeys(value, ACTION_KEYS, path);
-  const reason = checkText(value.reason, `${path}.reason`);
-  const actor = checkIdentity(value.actor, `${path}.actor`);
-  const aggregate = checkIdentity(value.aggregate, `${path}.aggregate`);
+/** Checks an action; problems carry paths inside it. */
+function checkAction(value: unknown): Pick<PreparedAction, 'reason' | 'actor' | 'aggregate' | 'patch'> {
+  if (!isPlainObject(value)) throw new Problem('', `expected an action object, got ${describe(value)}`);
+  checkKeys(value, ACTION_KEYS, '');
+  const reason = checkText(value.reason, 'reason');
+  const actor = checkIdentity(value.actor, 'actor');
+  const aggregate = checkIdentity(value.aggregate, 'aggregate');
   const patch = value.patch;
   if (!Array.isArray(patch) || patch.length === 0) {
-    throw new Problem(`${path}.patch`, `expected a non-empty array of operations, got ${Array.isArray(patch) ? 'an empty array' : describe(patch)}`);
+    throw new Problem('patch', `expected a non-empty array of operations, got ${Array.isArray(patch) ? 'an empty array' : describe(patch)}`);
   }
-  return { reason, actor, aggregate, patch: patch.map((op, i) => guarded(checkOperation, op, `${path}.patch[${i}]`)) };
+  const length = patch.length;
+  const operations: Operation[] = new Array(length);
+  for (let i = 0; i < length; i++) {
+    try {
+      operations[i] = checkOperation(patch[i]);
+    } catch (error) {
+      throw within(`patch[${i}]`, error);
+    }
+  }
+  return { reason, actor, aggregate, patch: operations };
 }
 
 function identityKey(identity: Identity): string {
@@ -327,14 +376,25 @@ function identityKey(identity: Identity): string {
 
 function checkIdentities(value: unknown, path: string): Identity[] {
   if (!Array.isArray(value)) throw new Problem(path, `expected an array of identities, got ${describe(value)}`);
-  const seen = new Set<string>();
-  return value.map((item, i) => {
-    const identity = checkIdentity(item, `${path}[${i}]`);
-    const key = identityKey(identity);
-    if (seen.has(key)) throw new Problem(`${path}[${i}]`, `expected no duplicate, got ${JSON.stringify(identity)} twice`);
-    seen.add(key);
-    return identity;
-  });
+  const length = value.length;
+  const identities: Identity[] = new Array(length);
+  // Duplicates are looked for by key only when there can be one.
+  const seen = length > 1 ? new Set<string>() : undefined;
+  for (let i = 0; i < length; i++) {
+    let identity: Identity;
+    try {
+      identity = checkIdentity(value[i], '');
+    } catch (error) {
+      throw within(`${path}[${i}]`, error);
+    }
+    if (seen !== undefined) {
+      const key = identityKey(identity);
+      if (seen.has(key)) throw new Problem(`${path}[${i}]`, `expected no duplicate, got ${JSON.stringify(identity)} twice`);
+      seen.add(key);
+    }
+    identities[i] = identity;
+  }
+  return identities;
 }
 
 const ENCRYPT_KEYS = new Set(['key', 'paths']);
@@ -381,17 +441,24 @@ function checkEvent(value: unknown, defaultTimestamp: number, reservedKinds: boo
     if (effect.trigger === undefined) throw new Problem('effect.trigger', 'expected the trigger identity the effect is about, got none');
     return { type: 'effect', timestamp, source, reason, trigger: checkIdentity(effect.trigger, 'effect.trigger') };
   }
-  const action = guarded(checkAction, value.action, 'action');
+  let action: Pick<PreparedAction, 'reason' | 'actor' | 'aggregate' | 'patch'>;
+  try {
+    action = checkAction(value.action);
+  } catch (error) {
+    throw within('action', error);
+  }
   if (!reservedKinds && action.aggregate[0].startsWith('$')) {
     throw new Problem('action.aggregate[0]', `expected a kind that does not start with "$" (those belong to coherence itself), got ${describe(action.aggregate[0])}`);
   }
   const triggers = value.triggers === undefined ? [] : guarded(checkIdentities, value.triggers, 'triggers');
   const encrypt = value.encrypt === undefined ? undefined : guarded((v, p) => checkEncrypt(v, p, reservedKinds), value.encrypt, 'encrypt');
-  for (const key of encrypt?.keys ?? []) {
-    const keyId = identityKey(key);
-    if (!triggers.some((t) => identityKey(t) === keyId)) triggers.push(key);
+  if (encrypt !== undefined) {
+    for (const key of encrypt.keys) {
+      const keyId = identityKey(key);
+      if (!triggers.some((t) => identityKey(t) === keyId)) triggers.push(key);
+    }
   }
-  return { type: 'action', timestamp, source, ...action, triggers, encrypt };
+  return { type: 'action', timestamp, source, reason: action.reason, actor: action.actor, aggregate: action.aggregate, patch: action.patch, triggers, encrypt };
 }
 
 /**
@@ -413,7 +480,8 @@ export function prepareEvents(events: unknown, defaultTimestamp: number, reserve
   const prepared: PreparedEvent[] = new Array(count);
   for (let i = 0; i < count; i++) {
     try {
-      prepared[i] = checkEvent(read(events as unknown[], i, ''), defaultTimestamp, reservedKinds);
+      // What reading the event throws is the event's problem: its path inside the event is ''.
+      prepared[i] = checkEvent((events as unknown[])[i], defaultTimestamp, reservedKinds);
     } catch (e) {
       const problem = unreadable('', e);
       throw new InvalidEventError(i, problem.path, problem.expectation, problem.cause === undefined ? undefined : { cause: problem.cause });
@@ -465,28 +533,37 @@ const MAX_ARGUMENT_DEPTH = 8;
  */
 export function readArgument<T>(value: T, name: string): T {
   try {
-    return snapshot(value, '', 0) as T;
+    return snapshot(value, 0) as T;
   } catch (e) {
     return argumentError(name, e);
   }
 }
 
-function snapshot(value: unknown, path: string, depth: number): unknown {
+/** An inert copy of `value` (see {@link readArgument}); problems carry paths inside it. */
+function snapshot(value: unknown, depth: number): unknown {
   if (typeof value !== 'object' || value === null || depth > MAX_ARGUMENT_DEPTH) return value;
+  // The member being read: what reading it throws is reported at its place.
+  let member: string | number | undefined;
   try {
     if (Array.isArray(value)) {
       const copy: unknown[] = new Array(value.length);
-      for (let i = 0; i < copy.length; i++) copy[i] = snapshot(read(value, i, `${path}[${i}]`), `${path}[${i}]`, depth + 1);
+      for (let i = 0; i < copy.length; i++) {
+        member = i;
+        copy[i] = snapshot(value[i], depth + 1);
+      }
       return copy;
     }
     if (value instanceof Date) return new Date(Date.prototype.getTime.call(value));
     if (!isPlainObject(value)) return value;
     // No prototype, so that a "__proto__" key stays a key for the validators to refuse.
     const copy: Record<string, unknown> = Object.create(null);
-    for (const key of Object.keys(value)) copy[key] = snapshot(read(value, key, join(path, key)), join(path, key), depth + 1);
+    for (const key of Object.keys(value)) {
+      member = key;
+      copy[key] = snapshot(value[key], depth + 1);
+    }
     return copy;
   } catch (error) {
-    throw unreadable(path, error);
+    throw member === undefined ? unreadable('', error) : within(join('', member), error);
   }
 }
 
@@ -515,7 +592,7 @@ function checkSeq(value: unknown, path: string, min: number): number {
  */
 export function prepareAppendOptions(argument: unknown): PreparedAppendOptions {
   try {
-    const options = snapshot(argument, '', 0);
+    const options = snapshot(argument, 0);
     if (!isPlainObject(options)) throw new Problem('', `expected { base, resolved?, dryRun?, merge?, idempotencyKey? }, got ${describe(options)}`);
     checkKeys(options, APPEND_OPTION_KEYS, '');
     const base = checkSeq(options.base, 'base', 0);
@@ -586,7 +663,7 @@ export interface PreparedReadOptions {
  */
 export function prepareReadOptions(argument: unknown): PreparedReadOptions {
   try {
-    const options = snapshot(argument, '', 0);
+    const options = snapshot(argument, 0);
     if (options === undefined) return { from: 1, aggregates: undefined, kinds: undefined, replay: true, raw: false };
     if (!isPlainObject(options)) throw new Problem('', `expected { from?, aggregates?, kinds?, replay?, raw? }, got ${describe(options)}`);
     checkKeys(options, new Set(['from', 'aggregates', 'kinds', 'replay', 'raw']), '');
@@ -615,7 +692,7 @@ export function prepareReadOptions(argument: unknown): PreparedReadOptions {
 export function prepareCallback<F extends (...args: never[]) => unknown>(options: unknown, name: string): F | undefined {
   try {
     if (!isPlainObject(options)) throw new Problem('', `expected { ${name}? }, got ${describe(options)}`);
-    const value = read(options, name, name);
+    const value = read(options, name, '');
     if (value !== undefined && typeof value !== 'function') throw new Problem(name, `expected a function, got ${describe(value)}`);
     return value as F | undefined;
   } catch (e) {
