@@ -73,17 +73,32 @@ function distinct(identities: Iterable<Identity>): Identity[] {
   return [...found.values()];
 }
 
-/** What a write of `batch` must read: the aggregates it may conflict on, its effects' triggers. */
+const NONE: readonly Identity[] = [];
+
+/**
+ * What a write of `batch` must read: the aggregates it may conflict on, its effects' triggers.
+ * A batch's aggregates are gathered when an engine first asks (LMDB reads them in the
+ * transaction, so it never does).
+ */
 export function writeRequest(batch: readonly EncodedEvent[], base: number, extra: Partial<WriteRequest> = {}): WriteRequest {
   const only = batch.length === 1 ? (batch[0] as EncodedEvent).prepared : undefined;
   if (only !== undefined) {
     // One event, the most common append: nothing to gather.
-    const request: WriteRequest = { base, aggregates: only.type === 'action' ? [only.aggregate] : [], conflictRecords: false, triggers: only.type === 'effect' ? [only.trigger] : [], keys: [] };
+    const request: WriteRequest = { base, aggregates: only.type === 'action' ? [only.aggregate] : NONE, conflictRecords: false, triggers: only.type === 'effect' ? [only.trigger] : NONE, keys: NONE };
     return Object.assign(request, extra);
   }
-  const actions = batch.flatMap(({ prepared }) => (prepared.type === 'action' ? [prepared.aggregate] : []));
-  const triggers = batch.flatMap(({ prepared }) => (prepared.type === 'effect' ? [prepared.trigger] : []));
-  return { base, aggregates: distinct(actions), conflictRecords: false, triggers: distinct(triggers), keys: [], ...extra };
+  let aggregates: readonly Identity[] | undefined;
+  const triggers = batch.some(({ prepared }) => prepared.type === 'effect') ? distinct(batch.flatMap(({ prepared }) => (prepared.type === 'effect' ? [prepared.trigger] : []))) : NONE;
+  const request: WriteRequest = {
+    base,
+    get aggregates() {
+      return (aggregates ??= distinct(batch.flatMap(({ prepared }) => (prepared.type === 'action' ? [prepared.aggregate] : []))));
+    },
+    conflictRecords: false,
+    triggers,
+    keys: NONE,
+  };
+  return Object.assign(request, extra);
 }
 
 /**
@@ -95,14 +110,15 @@ export function eventRows(view: WriteView, batch: readonly EncodedEvent[]): { ro
   let previousHash: Uint8Array = view.last === undefined ? GENESIS_HASH : recordHash(view.last);
   // Links made earlier in the batch, which its effects affect too (needed only when it has some).
   const links = batch.some(({ prepared }) => prepared.type === 'effect') ? new Map<string, Identity[]>() : undefined;
-  const rows: EventRow[] = [];
-  const events: LogEvent[] = [];
-  batch.forEach(({ prepared, record, settled }, i) => {
+  const rows: EventRow[] = new Array(batch.length);
+  const events: LogEvent[] = new Array(batch.length);
+  for (let i = 0; i < batch.length; i++) {
+    const { prepared, record, settled } = batch[i] as EncodedEvent;
     const seq = view.head + 1 + i;
     previousHash = sealRecord(record, previousHash);
-    events.push(toPublicEvent(prepared, seq, settled));
+    events[i] = toPublicEvent(prepared, seq, settled);
     if (prepared.type === 'action') {
-      rows.push({ type: 'action', seq, record, aggregate: prepared.aggregate, triggers: prepared.triggers });
+      rows[i] = { type: 'action', seq, record, aggregate: prepared.aggregate, triggers: prepared.triggers };
       if (links !== undefined) {
         for (const trigger of prepared.triggers) {
           const key = identityKey(trigger);
@@ -113,9 +129,9 @@ export function eventRows(view: WriteView, batch: readonly EncodedEvent[]): { ro
       }
     } else {
       const affected = distinct([...view.linked(prepared.trigger), ...(links?.get(identityKey(prepared.trigger)) ?? [])]);
-      rows.push({ type: 'effect', seq, record, trigger: prepared.trigger, affected });
+      rows[i] = { type: 'effect', seq, record, trigger: prepared.trigger, affected };
     }
-  });
+  }
   return { rows, events };
 }
 
@@ -155,10 +171,13 @@ function touchingSeqs(view: WriteView, aggregate: Identity): readonly number[] {
 interface Checked {
   conflicts: { ours: number; theirs: number }[];
   /** By index in the batch: the seqs the action ran into that the caller named as resolved. */
-  resolved: Map<number, number[]>;
+  resolved: ReadonlyMap<number, number[]>;
   /** By index in the batch: the seqs the disjoint-paths rule let it through. */
-  merged: Map<number, number[]>;
+  merged: ReadonlyMap<number, number[]>;
 }
+
+/** What the check of a batch that ran into nothing found (shared: it is never changed). */
+const NOTHING_FOUND: Checked = Object.freeze({ conflicts: Object.freeze([]) as unknown as Checked['conflicts'], resolved: new Map(), merged: new Map() });
 
 /**
  * The check of a batch: for each action, every stored event after `base` on its aggregate is a
@@ -167,8 +186,16 @@ interface Checked {
  */
 function checkBatch(view: WriteView, batch: readonly EncodedEvent[], options: PreparedAppendOptions, headSeq: number, schemas: Schemas): Checked {
   const byAggregate = new Map<string, readonly number[]>();
+  if (batch.length === 1) {
+    // One event, the most common append: when its aggregate has nothing after the base, no more.
+    const only = (batch[0] as EncodedEvent).prepared;
+    if (only.type !== 'action') return NOTHING_FOUND;
+    const seqs = touchingSeqs(view, only.aggregate);
+    if (seqs.length === 0) return NOTHING_FOUND;
+    byAggregate.set(identityKey(only.aggregate), seqs);
+  }
   const theirs = new Map<number, LogEvent | undefined>();
-  const checked: Checked = { conflicts: [], resolved: new Map(), merged: new Map() };
+  const checked = { conflicts: [] as Checked['conflicts'], resolved: new Map<number, number[]>(), merged: new Map<number, number[]>() };
   const note = (into: Map<number, number[]>, i: number, seq: number) => into.set(i, [...(into.get(i) ?? []), seq]);
   batch.forEach(({ prepared }, i) => {
     if (prepared.type !== 'action') return;
@@ -248,7 +275,7 @@ export function decideAppend(view: WriteView, encoded: readonly EncodedEvent[], 
   const rechecked = keys?.recheck(view);
   const batch = rechecked === undefined || reencode === undefined ? encoded : reencode(rechecked.material);
   const keyRows = rechecked?.rows ?? keys?.rows ?? [];
-  const checked: Checked = options.base < view.head ? checkBatch(view, batch, options, view.head, schemas) : { conflicts: [], resolved: new Map(), merged: new Map() };
+  const checked = options.base < view.head ? checkBatch(view, batch, options, view.head, schemas) : NOTHING_FOUND;
   if (checked.conflicts.length > 0) {
     // Ours as they would have been stored: with what each resolved or merged past.
     const ours = batch.map(({ prepared }, i) => toPublicEvent(prepared, view.head + 1 + i, { resolved: checked.resolved.get(i), merged: checked.merged.get(i) }));
@@ -264,11 +291,8 @@ export function decideAppend(view: WriteView, encoded: readonly EncodedEvent[], 
 }
 
 /** Turns what was decided into the caller's result, loading the stored events it names. */
-async function toResult(core: LogCore, decided: Decided): Promise<AppendResult> {
+async function toResult(core: LogCore, decided: Exclude<Decided, { status: 'ok' | 'invalid-base' }>): Promise<AppendResult> {
   switch (decided.status) {
-    case 'ok':
-    case 'invalid-base':
-      return decided;
     case 'duplicate': {
       const seqs = Array.from({ length: decided.last - decided.first + 1 }, (_, i) => decided.first + i);
       return { status: 'duplicate', events: await core.events(seqs) };
@@ -296,7 +320,7 @@ export async function append(core: LogCore, events: unknown, options: unknown, r
   const keyIds = batchKeys(prepared);
   const extras = batchExtras(prepared, core.settings.schemas, appendOptions.idempotencyKey);
   const now = core.now();
-  const keys = keyIds.length === 0 ? Promise.resolve(undefined) : prepareBatchKeys(core.storage, core.keys, keyIds, now, core.settings.keyTtl === undefined ? null : expiryAfter(now, core.settings.keyTtl, 'options.keyTtl'));
+  const keys = keyIds.length === 0 ? undefined : prepareBatchKeys(core.storage, core.keys, keyIds, now, core.settings.keyTtl === undefined ? null : expiryAfter(now, core.settings.keyTtl, 'options.keyTtl'));
   const encode = (material: ReadonlyMap<string, { key: Uint8Array }> | undefined) =>
     encodeEvents(prepared, core.settings.maxEventBytes, material === undefined ? undefined : sealBatch(prepared, material), extras);
   // Synchronous up to the engine's write, so that writes are issued in the order of their turns.
@@ -309,8 +333,8 @@ export async function append(core: LogCore, events: unknown, options: unknown, r
   };
   // The append keeps its place among this log's appends (see LogCore.inTurn).
   const decided = await core.inTurn(keys, write);
-  if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite({ keysCreated: (await keys)?.created === true });
-  return toResult(core, decided);
+  if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite({ keysCreated: keys !== undefined && (await keys)?.created === true });
+  return decided.status === 'ok' || decided.status === 'invalid-base' ? decided : toResult(core, decided);
 }
 
 /**

@@ -49,6 +49,8 @@ export class LogCore implements RevealContext {
   readonly #onClose = new Set<() => Promise<void>>();
   /** Resolves once the last write handed to `inTurn` has been issued to the engine. */
   #lastIssued: Promise<void> = Promise.resolve();
+  /** Writes handed to `inTurn` and not yet issued. */
+  #waiting = 0;
 
   constructor(storage: Storage, settings: LogSettings, keys: KeyCache) {
     this.storage = storage;
@@ -98,22 +100,29 @@ export class LogCore implements RevealContext {
    * Issues writes to the engine in the order they were asked for, whatever each awaited before
    * (reading its keys): appends pipelined with the bases their predecessors leave then meet the
    * log in that order, as they would with nothing to await. Call it synchronously, in call
-   * order; `issue` runs once every earlier one has been issued (not finished).
+   * order; `issue` runs once every earlier one has been issued (not finished). With nothing to
+   * wait for (`ready` undefined, no earlier write waiting), `issue` runs at once, in this call.
    */
-  inTurn<P, T>(ready: Promise<P>, issue: (prepared: P) => Promise<T>): Promise<T> {
+  inTurn<P, T>(ready: Promise<P> | undefined, issue: (prepared: P | undefined) => Promise<T>): Promise<T> {
+    if (ready === undefined && this.#waiting === 0) return issue(undefined);
+    this.#waiting++;
     const previous = this.#lastIssued;
     let issued!: () => void;
     this.#lastIssued = new Promise((resolve) => (issued = resolve));
+    const done = () => {
+      this.#waiting--;
+      issued();
+    };
     return Promise.all([ready, previous]).then(
       ([prepared]) => {
         try {
           return issue(prepared);
         } finally {
-          issued();
+          done();
         }
       },
       (error: unknown) => {
-        issued();
+        done();
         throw error;
       },
     );
