@@ -61,17 +61,22 @@ function* yieldPage(core: LogCore, events: readonly LogEvent[]): Generator<LogEv
   }
 }
 
-/** Loads the events of a seq stream a page at a time. */
-export async function* loadAll(core: LogCore, seqs: AsyncIterable<number> | Iterable<number>, raw: boolean): AsyncGenerator<LogEvent> {
+/** Loads the events of a seq stream a page at a time, yielding each page. */
+export async function* loadPages(core: LogCore, seqs: AsyncIterable<number> | readonly number[], raw: boolean): AsyncGenerator<LogEvent[]> {
+  if (Array.isArray(seqs)) {
+    // Seqs already at hand: cut into pages without awaiting each.
+    for (let start = 0; start < seqs.length; start += PAGE) yield await core.events(seqs.slice(start, start + PAGE), raw);
+    return;
+  }
   let page: number[] = [];
-  for await (const seq of seqs) {
+  for await (const seq of seqs as AsyncIterable<number>) {
     page.push(seq);
     if (page.length === PAGE) {
-      yield* yieldPage(core, await core.events(page, raw));
+      yield await core.events(page, raw);
       page = [];
     }
   }
-  if (page.length > 0) yield* yieldPage(core, await core.events(page, raw));
+  if (page.length > 0) yield await core.events(page, raw);
 }
 
 /**
@@ -96,13 +101,23 @@ async function replaySeqs(core: LogCore, from: number, to: number, matches: ((ag
 /**
  * The events `read` yields, in ascending seq, up to `to` (default: the head when it starts, so a
  * read sees the log as it was then, however fast others append): first the replayed actions
- * (all before `from`), then the stream from `from`, filtered. Closing the log ends it between pages.
+ * (all before `from`), then the stream from `from`, filtered. Closing the log ends it between
+ * events.
  */
 export async function* readEvents(core: LogCore, options: PreparedReadOptions, until?: number): AsyncGenerator<LogEvent> {
+  for await (const page of readPages(core, options, until)) yield* yieldPage(core, page);
+}
+
+/**
+ * The events of {@link readEvents}, a page at a time (one engine read each, none empty), for
+ * readers that take events by the hundred (a projection's catch-up): nothing is awaited per
+ * event. Closing the log ends it between pages.
+ */
+export async function* readPages(core: LogCore, options: PreparedReadOptions, until?: number): AsyncGenerator<LogEvent[]> {
   core.assertOpen();
   const to = until ?? (await core.storage.head());
   const matches = aggregateMatcher(options);
-  if (options.replay) yield* loadAll(core, await replaySeqs(core, options.from, to, matches), options.raw);
+  if (options.replay) yield* loadPages(core, await replaySeqs(core, options.from, to, matches), options.raw);
   if (options.aggregates !== undefined) {
     const sources: AsyncIterator<number>[] = [];
     for (const aggregate of options.aggregates) {
@@ -110,7 +125,7 @@ export async function* readEvents(core: LogCore, options: PreparedReadOptions, u
       sources.push(pagedSeqs((start) => core.storage.actionSeqs(aggregate, start, to + 1, SEQ_PAGE), options.from));
       sources.push(pagedSeqs((start) => core.storage.effectSeqs(aggregate, start, to + 1, SEQ_PAGE), options.from));
     }
-    yield* loadAll(core, mergeAscending(sources), options.raw);
+    yield* loadPages(core, mergeAscending(sources), options.raw);
     return;
   }
   for (let from = options.from; from <= to; ) {
@@ -120,7 +135,7 @@ export async function* readEvents(core: LogCore, options: PreparedReadOptions, u
     const bodies = page.map(({ seq, record }) => ({ seq, body: decodeBody(record, seq) }));
     // Filter on the bodies, before decrypting anything the reader will not see.
     const visible = matches === undefined ? bodies : await filterBodies(core, bodies, matches);
-    yield* yieldPage(core, await revealBodies(core, visible, options.raw));
+    if (visible.length > 0) yield await revealBodies(core, visible, options.raw);
     from = (page[page.length - 1] as { seq: number }).seq + 1;
   }
 }
@@ -152,6 +167,6 @@ export async function conflictsOf(core: LogCore, base: number, aggregate: Identi
   for await (const seq of pagedSeqs((start) => core.storage.effectSeqs(aggregate, start, MAX_SEQ, SEQ_PAGE), base + 1)) effects.push(seq);
   const seqs = effects.length === 0 ? actions : [...actions, ...effects].sort((a, b) => a - b);
   const events: LogEvent[] = [];
-  for await (const event of loadAll(core, seqs, false)) events.push(event);
+  for await (const page of loadPages(core, seqs, false)) events.push(...page);
   return events;
 }

@@ -65,8 +65,10 @@ const decryptedWith = new WeakMap<LogEvent, readonly Identity[]>();
 
 /** The keys `event` (as revealed here) was decrypted with; none when it held no plaintext under a key. */
 export function keysOfEvent(event: LogEvent): readonly Identity[] {
-  return decryptedWith.get(event) ?? [];
+  return decryptedWith.get(event) ?? NO_KEYS;
 }
+
+const NO_KEYS: readonly Identity[] = Object.freeze([]);
 
 /**
  * The revealer for bodies that need `keys`: decrypting where the keys live (now), redacting

@@ -13,7 +13,7 @@ import { NO_SCHEMA_FINGERPRINT } from '../model/schemas.ts';
 import type { Identity } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
 import type { LogCore } from './log-core.ts';
-import { actionSeqs, loadAll } from './read.ts';
+import { actionSeqs, loadPages } from './read.ts';
 import { keysOfEvent } from './reveal.ts';
 import { decodeDerived, encodeDerived } from './sealed.ts';
 
@@ -55,11 +55,13 @@ export async function foldAt(core: LogCore, aggregate: Identity, head: number): 
     }
   }
   const seqs = await actionSeqs(core, aggregate, from, head + 1);
-  for await (const event of loadAll(core, seqs, false)) {
-    if (!('action' in event)) continue;
-    state = applyPatchAtomic(state, event.action.patch);
-    exists = true;
-    for (const key of keysOfEvent(event)) keys.set(identityKey(key), key);
+  for await (const page of loadPages(core, seqs, false)) {
+    for (const event of page) {
+      if (!('action' in event)) continue;
+      state = applyPatchAtomic(state, event.action.patch);
+      exists = true;
+      for (const key of keysOfEvent(event)) keys.set(identityKey(key), key);
+    }
   }
   if (every !== undefined && seqs.length >= every) {
     const [value] = encodeDerived(core, SNAPSHOT_OWNER, [{ aggregate, value: { f: fingerprint, state } satisfies Snapshot, keys: [...keys.values()] }]);

@@ -31,18 +31,19 @@ function shallowCopy(value: Container): Container {
 
 /**
  * Copies, below `root`, every container a write at `segments` would change (all but the last
- * segment), so the write lands on copies and the previous state stays as it was.
+ * segment), so the write lands on copies and the previous state stays as it was. `copied` holds
+ * the containers that are copies already (`root` is); it is made at the first copy.
  */
-function copyPath(root: Container, segments: readonly string[], copied: Set<unknown>): void {
+function copyPath(root: Container, segments: readonly string[], patched: { copied: Set<unknown> | undefined }): void {
   let node: Container = root;
   for (let i = 0; i < segments.length - 1; i++) {
     const key = segments[i] as string;
     const child = (node as Record<string, unknown>)[key];
     if (!isContainer(child)) return;
     let copy: Container = child;
-    if (!copied.has(child)) {
+    if (!(patched.copied ??= new Set([root])).has(child)) {
       copy = shallowCopy(child);
-      copied.add(copy);
+      patched.copied.add(copy);
       (node as Record<string, unknown>)[key] = copy;
     }
     node = copy;
@@ -80,18 +81,19 @@ function setMember(root: Container, path: readonly string[], value: unknown, mus
  */
 export function applyPatchAtomic(state: unknown, patch: readonly Operation[]): unknown {
   let doc: unknown = isContainer(state) ? shallowCopy(state) : state;
-  const copied = new Set<unknown>([doc]);
+  // Writes at the top level of the document, the most common, copy nothing below it.
+  const patched: { copied: Set<unknown> | undefined } = { copied: undefined };
   try {
     for (const op of patch) {
       if (isContainer(doc)) {
         const path = segmentsOf(op.path);
         if (typeof path !== 'string') {
-          copyPath(doc, path, copied);
+          copyPath(doc, path, patched);
           if ((op.op === 'add' || op.op === 'replace') && setMember(doc, path, op.value, op.op === 'replace')) continue;
         }
         if (op.op === 'move') {
           const from = segmentsOf(op.from);
-          if (typeof from !== 'string') copyPath(doc, from, copied);
+          if (typeof from !== 'string') copyPath(doc, from, patched);
         }
       }
       // RFC 6902 4.4/4.5: the `from` location must exist. fast-json-patch does not check it for a

@@ -14,7 +14,7 @@
 import { InvalidArgumentError, ProjectionError } from '../errors.ts';
 import { followLog, prepareFollowOptions, rethrowLater } from '../log/follow.ts';
 import type { LogCore } from '../log/log-core.ts';
-import { actionSeqs, aggregateMatcher, readEvents } from '../log/read.ts';
+import { actionSeqs, aggregateMatcher, readPages } from '../log/read.ts';
 import { keysOfEvent } from '../log/reveal.ts';
 import { decodeDerived, encodeDerived } from '../log/sealed.ts';
 import { applyPatchAtomic } from '../model/fold.ts';
@@ -160,19 +160,16 @@ export class StoredProjection<State> {
   }
 
   /**
-   * The entries of `aggregates`, reading the states not yet in `entries` in one engine call. A
-   * state whose keys are gone is folded again up to `position`, the position it was stored at.
+   * Adds the entries of `missing` (aggregates by identity key, none in `entries`), reading their
+   * states in one engine call. A state whose keys are gone is folded again up to `position`,
+   * the position it was stored at.
    */
-  async #load(entries: Map<string, Entry<State>>, aggregates: Iterable<Identity>, position: number): Promise<void> {
-    const missing = new Map<string, Identity>();
-    for (const aggregate of aggregates) {
-      const key = identityKey(aggregate);
-      if (!entries.has(key)) missing.set(key, aggregate);
-    }
+  async #load(entries: Map<string, Entry<State>>, missing: ReadonlyMap<string, Identity>, position: number): Promise<void> {
     if (missing.size === 0) return;
     const wanted = [...missing.values()];
     const states = await this.#open(wanted, await this.#core.storage.states(this.name, wanted), position, true);
-    wanted.forEach((aggregate, i) => entries.set(identityKey(aggregate), states[i] as Entry<State>));
+    let i = 0;
+    for (const key of missing.keys()) entries.set(key, states[i++] as Entry<State>);
   }
 
   /**
@@ -224,10 +221,22 @@ export class StoredProjection<State> {
       if (effects.length > 0) {
         (await this.#core.storage.affected(effects)).forEach((list, i) => affected.set(effects[i] as number, (list ?? []).filter((a) => this.#matches?.(a) ?? true)));
       }
-      await this.#load(entries, chunk.flatMap((event) => ('action' in event ? [event.action.aggregate] : (affected.get(event.seq) ?? []))), position);
-      for (const event of chunk) {
+      // Each action's identity key, worked out once; the aggregates without an entry yet.
+      const keys: (string | undefined)[] = new Array(chunk.length);
+      const missing = new Map<string, Identity>();
+      const need = (aggregate: Identity): string => {
+        const key = identityKey(aggregate);
+        if (!entries.has(key)) missing.set(key, aggregate);
+        return key;
+      };
+      chunk.forEach((event, i) => {
+        if ('action' in event) keys[i] = need(event.action.aggregate);
+        else for (const aggregate of affected.get(event.seq) ?? []) need(aggregate);
+      });
+      await this.#load(entries, missing, position);
+      for (const [i, event] of chunk.entries()) {
         if ('action' in event) {
-          const target = entries.get(identityKey(event.action.aggregate)) as Entry<State>;
+          const target = entries.get(keys[i] as string) as Entry<State>;
           if (target.stale) {
             await this.#refold(target, position);
             target.refolded = true;
@@ -247,12 +256,14 @@ export class StoredProjection<State> {
       chunk = [];
     };
     let seen = 0;
-    for await (const event of readEvents(this.#core, { ...this.#filter, from: position + 1 }, head)) {
-      chunk.push(event);
-      if (chunk.length === CHUNK_EVENTS) await fold();
-      if (++seen >= CATCH_UP_BATCH) {
-        to = event.seq;
-        break;
+    pages: for await (const page of readPages(this.#core, { ...this.#filter, from: position + 1 }, head)) {
+      for (const event of page) {
+        chunk.push(event);
+        if (chunk.length === CHUNK_EVENTS) await fold();
+        if (++seen >= CATCH_UP_BATCH) {
+          to = event.seq;
+          break pages;
+        }
       }
     }
     await fold();
