@@ -21,6 +21,25 @@ function segmentsOf(pointer: string): readonly string[] | string {
   return parsed;
 }
 
+const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
+const DIGITS = /^[0-9]*$/;
+
+/** Whether `segments` name a value in `doc` (RFC 6901: own members, array indexes in range). */
+function resolves(doc: unknown, segments: readonly string[]): boolean {
+  let node = doc;
+  for (const segment of segments) {
+    if (Array.isArray(node)) {
+      if (!ARRAY_INDEX.test(segment) || Number(segment) >= node.length) return false;
+      node = node[Number(segment)];
+    } else if (isContainer(node) && Object.hasOwn(node, segment)) {
+      node = (node as Record<string, unknown>)[segment];
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
 function isContainer(value: unknown): value is Container {
   return typeof value === 'object' && value !== null;
 }
@@ -37,14 +56,19 @@ function shallowCopy(value: Container): Container {
 function copyPath(root: Container, segments: readonly string[], patched: { copied: Set<unknown> | undefined }): void {
   let node: Container = root;
   for (let i = 0; i < segments.length - 1; i++) {
-    const key = segments[i] as string;
-    const child = (node as Record<string, unknown>)[key];
+    let key: string | number = segments[i] as string;
+    if (Array.isArray(node)) {
+      // As fast-json-patch reads an index: digits only (leading zeros too), truncated to 32 bits.
+      if (!DIGITS.test(key)) return;
+      key = ~~key;
+    }
+    const child = (node as Record<string | number, unknown>)[key];
     if (!isContainer(child)) return;
     let copy: Container = child;
     if (!(patched.copied ??= new Set([root])).has(child)) {
       copy = shallowCopy(child);
       patched.copied.add(copy);
-      (node as Record<string, unknown>)[key] = copy;
+      (node as Record<string | number, unknown>)[key] = copy;
     }
     node = copy;
   }
@@ -70,11 +94,32 @@ function setMember(root: Container, path: readonly string[], value: unknown, mus
 }
 
 /**
+ * Whether fast-json-patch surely refuses `op` at `path` in `doc` because the path does not
+ * resolve: a value on the way to the target is missing (any operation but move and copy) or the
+ * target itself is (replace, remove, test: a test of a missing value never holds). It reads as
+ * fast-json-patch's own check does, `node[segment]`, and gives up (false) at an array, where
+ * fast-json-patch reads indexes its own way. Refusing here spares building its error, which
+ * serializes the whole document.
+ */
+function unresolvable(doc: unknown, path: readonly string[], op: Operation['op']): boolean {
+  const end = op === 'add' ? path.length - 1 : path.length;
+  let node = doc;
+  for (let i = 0; i < end; i++) {
+    if (node === null || node === undefined) return true;
+    if (Array.isArray(node)) return false;
+    node = (node as Record<string, unknown>)[path[i] as string];
+    if (node === undefined) return true;
+  }
+  return false;
+}
+
+/**
  * Applies a patch as one unit, as RFC 6902 section 5 asks: if any operation fails (a `test`
  * that does not hold, a path that cannot be resolved), the state is returned unchanged.
  * `state` itself is never mutated: the containers along each written path are copied first
  * (structural sharing), so the cost is the depth of the paths, not the size of the state.
- * Values are shared with `patch`; the caller owns the patch and must not mutate it afterwards.
+ * Values are shared with `patch`, which the fold never changes; the caller owns the patch and
+ * must not mutate it afterwards.
  *
  * @example
  * applyPatchAtomic({}, [{ op: 'add', path: '/title', value: 'Neuromancer' }]) // { title: 'Neuromancer' }
@@ -90,20 +135,29 @@ export function applyPatchAtomic(state: unknown, patch: readonly Operation[]): u
         if (typeof path !== 'string') {
           copyPath(doc, path, patched);
           if ((op.op === 'add' || op.op === 'replace') && setMember(doc, path, op.value, op.op === 'replace')) continue;
+          if (op.op !== 'move' && op.op !== 'copy' && unresolvable(doc, path, op.op)) return state;
         }
         if (op.op === 'move') {
           const from = segmentsOf(op.from);
           if (typeof from !== 'string') copyPath(doc, from, patched);
         }
       }
-      // RFC 6902 4.4/4.5: the `from` location must exist. fast-json-patch does not check it for a
-      // move or copy onto the root, and would make the whole state undefined.
-      if ((op.op === 'move' || op.op === 'copy') && jsonPatch.getValueByPointer(doc, op.from) === undefined) {
-        throw new Error(`${op.op}: no value at ${op.from}`);
+      // RFC 6902 4.4/4.5: the `from` location must exist, as an own member or an index in range.
+      // fast-json-patch does not check it for a move or copy onto the root (the whole state would
+      // become undefined), and elsewhere takes inherited members (a function in the state).
+      if (op.op === 'move' || op.op === 'copy') {
+        const from = segmentsOf(op.from);
+        if (typeof from === 'string' || !resolves(doc, from)) return state;
       }
       // validate=true makes fast-json-patch refuse unresolvable paths and out-of-range indexes
       // instead of writing them; banPrototypeModifications stays on as a second line of defence.
       doc = jsonPatch.applyOperation(doc, op, true, true, true).newDocument;
+      if (op.path === '' && isContainer(doc)) {
+        // A new root is a value of the patch (or a part of the state): copied like the first,
+        // so the operations after it write on copies.
+        doc = shallowCopy(doc);
+        patched.copied = undefined;
+      }
     }
     return doc;
   } catch {
