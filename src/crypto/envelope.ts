@@ -2,17 +2,17 @@
  * Value envelopes: one encrypted JSON value, bound to where it lives.
  *
  * Stored as `[version][24-byte nonce][ciphertext || 16-byte tag]` in the record (a msgpack
- * binary, which no JSON value can be). The cipher is XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha)
- * from @noble/ciphers: its 192-bit nonces can be drawn at random for every value without any
+ * binary, which no JSON value can be). The cipher is XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha,
+ * see xchacha.ts): its 192-bit nonces can be drawn at random for every value without any
  * realistic risk of reuse under one key. The associated data names the aggregate, the operation
  * path and the key, so a ciphertext moved to another place fails authentication.
  */
-import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { randomBytes } from 'node:crypto';
 import { CorruptLogError } from '../errors.ts';
 import type { Identity } from '../model/types.ts';
 import { packr } from '../model/msgpack.ts';
 import { openBytes, sealBytes } from './seal.ts';
+import { xchachaOpen, xchachaSeal } from './xchacha.ts';
 
 const ENVELOPE_VERSION = 1;
 /** A value sealed under several keys together (coherence's own process states): see seal.ts. */
@@ -53,7 +53,7 @@ export function drawNonces(count: number): Buffer {
 /** Encrypts one JSON value; `nonces` and `index` pick its nonce from a batch drawn at once. */
 export function sealValue(value: unknown, key: Uint8Array, keyId: Identity, aggregate: Identity, path: string, nonces: Buffer, index: number): Uint8Array {
   const nonce = nonces.subarray(index * NONCE_BYTES, (index + 1) * NONCE_BYTES);
-  const sealed = xchacha20poly1305(key, nonce, associatedData(aggregate, path, keyId)).encrypt(packr.pack(value));
+  const sealed = xchachaSeal(key, nonce, associatedData(aggregate, path, keyId), packr.pack(value));
   const envelope = new Uint8Array(1 + NONCE_BYTES + sealed.length);
   envelope[0] = ENVELOPE_VERSION;
   envelope.set(nonce, 1);
@@ -71,7 +71,7 @@ export function openValue(envelope: Uint8Array, key: Uint8Array, keyId: Identity
   }
   let plaintext: Uint8Array;
   try {
-    plaintext = xchacha20poly1305(key, envelope.subarray(1, 1 + NONCE_BYTES), associatedData(aggregate, path, keyId)).decrypt(envelope.subarray(1 + NONCE_BYTES));
+    plaintext = xchachaOpen(key, envelope.subarray(1, 1 + NONCE_BYTES), associatedData(aggregate, path, keyId), envelope.subarray(1 + NONCE_BYTES));
   } catch (cause) {
     throw new CorruptLogError(`event ${seq}: the encrypted value at ${path} fails authentication (tampered or corrupt)`, { cause });
   }

@@ -5,13 +5,13 @@
  * wrapped = nonce(24) || XChaCha20-Poly1305(KEK, key) with `coherence/key/v1\0` + JSON(identity)
  * as associated data, so a wrapped key moved to another identity fails authentication.
  */
-import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { CorruptLogError, InvalidArgumentError } from '../errors.ts';
 import { describe } from '../model/json-pointer.ts';
 import type { Identity } from '../model/types.ts';
+import { xchachaOpen, xchachaSeal } from './xchacha.ts';
 
 /** Bytes of a master key, a KEK and a data key. */
 export const KEY_BYTES = 32;
@@ -68,7 +68,7 @@ export function newDataKey(): Uint8Array {
 /** Wraps a data key under the KEK, bound to its identity. */
 export function wrapKey(kek: Uint8Array, key: Identity, material: Uint8Array): Uint8Array {
   const nonce = randomBytes(NONCE_BYTES);
-  return Buffer.concat([nonce, xchacha20poly1305(kek, nonce, keyAd(key)).encrypt(material)]);
+  return Buffer.concat([nonce, xchachaSeal(kek, nonce, keyAd(key), material)]);
 }
 
 /**
@@ -77,7 +77,11 @@ export function wrapKey(kek: Uint8Array, key: Identity, material: Uint8Array): U
  */
 export function unwrapKey(kek: Uint8Array, key: Identity, wrapped: Uint8Array): Uint8Array {
   try {
-    return xchacha20poly1305(kek, wrapped.subarray(0, NONCE_BYTES), keyAd(key)).decrypt(wrapped.subarray(NONCE_BYTES));
+    const opened = xchachaOpen(kek, wrapped.subarray(0, NONCE_BYTES), keyAd(key), wrapped.subarray(NONCE_BYTES));
+    // The material in an array of its own (node's buffer may share its memory), the copy wiped.
+    const material = Uint8Array.from(opened);
+    opened.fill(0);
+    return material;
   } catch (cause) {
     throw new CorruptLogError(`key ${JSON.stringify(key)}: the wrapped key fails authentication`, { cause });
   }
