@@ -80,7 +80,7 @@ const NONE: readonly Identity[] = [];
  * A batch's aggregates are gathered when an engine first asks (LMDB reads them in the
  * transaction, so it never does).
  */
-export function writeRequest(batch: readonly EncodedEvent[], base: number, extra: Partial<WriteRequest> = {}): WriteRequest {
+export function writeRequest(batch: readonly EncodedEvent[], base: number, extra: Partial<Omit<WriteRequest, 'base' | 'aggregates'>> = {}): WriteRequest {
   const only = batch.length === 1 ? (batch[0] as EncodedEvent).prepared : undefined;
   if (only !== undefined) {
     // One event, the most common append: nothing to gather.
