@@ -3,7 +3,7 @@
  */
 import jsonPatch from 'fast-json-patch';
 import type { Operation } from './types.ts';
-import { parsePointer } from './json-pointer.ts';
+import { isArrayIndex, parsePointer } from './json-pointer.ts';
 
 type Container = Record<string, unknown> | unknown[];
 
@@ -21,7 +21,6 @@ function segmentsOf(pointer: string): readonly string[] | string {
   return parsed;
 }
 
-const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
 const DIGITS = /^[0-9]*$/;
 
 /** Whether `segments` name a value in `doc` (RFC 6901: own members, array indexes in range). */
@@ -29,7 +28,7 @@ function resolves(doc: unknown, segments: readonly string[]): boolean {
   let node = doc;
   for (const segment of segments) {
     if (Array.isArray(node)) {
-      if (!ARRAY_INDEX.test(segment) || Number(segment) >= node.length) return false;
+      if (!isArrayIndex(segment) || Number(segment) >= node.length) return false;
       node = node[Number(segment)];
     } else if (isContainer(node) && Object.hasOwn(node, segment)) {
       node = (node as Record<string, unknown>)[segment];

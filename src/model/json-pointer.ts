@@ -4,6 +4,15 @@
 
 const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype']);
 const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
+
+/**
+ * Whether a segment is an array index as RFC 6901 writes one: digits without a leading zero.
+ * @example
+ * isArrayIndex('10'); // true; isArrayIndex('01') and isArrayIndex('-') are false
+ */
+export function isArrayIndex(segment: string): boolean {
+  return ARRAY_INDEX.test(segment);
+}
 // The same rules over the whole pointer, for the check that needs no segments. A forbidden name
 // holds neither "~" nor "/", so a segment that unescapes to one is the name itself; and a "~" at
 // the end of a segment is followed by "/" or the end, never by 0 or 1.
@@ -55,7 +64,7 @@ export function parsePointer(pointer: unknown): string[] | string {
  * object key is treated as an array index too; that can only report a conflict, never hide one.
  */
 export function conflictLocation(segments: readonly string[]): readonly string[] {
-  const arrayAt = segments.findIndex((s) => s === '-' || ARRAY_INDEX.test(s));
+  const arrayAt = segments.findIndex((s) => s === '-' || isArrayIndex(s));
   return arrayAt === -1 ? segments : segments.slice(0, arrayAt);
 }
 
