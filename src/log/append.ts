@@ -159,7 +159,7 @@ export type Decided =
   | { status: 'ok'; events: LogEvent[] }
   | { status: 'invalid-base'; head: number }
   | { status: 'duplicate'; first: number; last: number }
-  | { status: 'conflict'; ours: LogEvent[]; conflicts: { ours: number; theirs: number }[] };
+  | { status: 'conflict'; ours: LogEvent[]; conflicts: readonly { ours: number; theirs: number }[] };
 
 /** The seqs after `base` of stored events an action on `aggregate` runs into, ascending. */
 function touchingSeqs(view: WriteView, aggregate: Identity): readonly number[] {
@@ -169,7 +169,7 @@ function touchingSeqs(view: WriteView, aggregate: Identity): readonly number[] {
 
 /** What the check found for a batch: its conflicts, and per action what it resolved or merged. */
 interface Checked {
-  conflicts: { ours: number; theirs: number }[];
+  conflicts: readonly { ours: number; theirs: number }[];
   /** By index in the batch: the seqs the action ran into that the caller named as resolved. */
   resolved: ReadonlyMap<number, number[]>;
   /** By index in the batch: the seqs the disjoint-paths rule let it through. */
@@ -177,7 +177,7 @@ interface Checked {
 }
 
 /** What the check of a batch that ran into nothing found (shared: it is never changed). */
-const NOTHING_FOUND: Checked = Object.freeze({ conflicts: Object.freeze([]) as unknown as Checked['conflicts'], resolved: new Map(), merged: new Map() });
+const NOTHING_FOUND: Checked = Object.freeze({ conflicts: Object.freeze([]), resolved: new Map(), merged: new Map() });
 
 /**
  * The check of a batch: for each action, every stored event after `base` on its aggregate is a
@@ -195,7 +195,7 @@ function checkBatch(view: WriteView, batch: readonly EncodedEvent[], options: Pr
     byAggregate.set(identityKey(only.aggregate), seqs);
   }
   const theirs = new Map<number, LogEvent | undefined>();
-  const checked = { conflicts: [] as Checked['conflicts'], resolved: new Map<number, number[]>(), merged: new Map<number, number[]>() };
+  const checked = { conflicts: [] as { ours: number; theirs: number }[], resolved: new Map<number, number[]>(), merged: new Map<number, number[]>() };
   const note = (into: Map<number, number[]>, i: number, seq: number) => into.set(i, [...(into.get(i) ?? []), seq]);
   batch.forEach(({ prepared }, i) => {
     if (prepared.type !== 'action') return;
