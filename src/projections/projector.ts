@@ -26,10 +26,19 @@ import type { StateChange } from '../storage/engine.ts';
 import type { CatchUpResult, Projection, ProjectionOptions } from './projection.ts';
 
 /**
- * Events per batch: bounds memory and how long one commit takes, and a state changed several
- * times within a batch is written once.
+ * Where a catch-up batch ends: after `events` events, or at the end of the chunk that brings
+ * the states it changed to `states`. Each changed state is written once per batch, so a batch
+ * over few aggregates can run long (writing states is most of a short batch's cost), while the
+ * states cap bounds what one commit writes and what the batch holds in memory, and the events
+ * cap how much work a crash loses and how often `onProgress` reports.
  */
-export const CATCH_UP_BATCH = 25_000;
+export interface BatchLimits {
+  events: number;
+  states: number;
+}
+
+/** The limits every projection uses; tests pass smaller ones to {@link openProjection}. */
+export const CATCH_UP_LIMITS: Readonly<BatchLimits> = { events: 250_000, states: 25_000 };
 /** Events folded between two reads of the states they need (one engine call per chunk). */
 const CHUNK_EVENTS = 256;
 /** States opened together (one read of their keys) by `entries`. */
@@ -77,10 +86,11 @@ export class StoredProjection<State> {
   readonly #apply: (state: State, event: ActionEvent) => State;
   /** Whether `init` or `apply` is the caller's: their states are checked before they are stored. */
   readonly #userFold: boolean;
+  readonly #limits: Readonly<BatchLimits>;
   /** Serializes catch-ups and rebuilds of this object. */
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(name: string, options: ProjectionOptions<State>, core: LogCore) {
+  constructor(name: string, options: ProjectionOptions<State>, core: LogCore, limits: Readonly<BatchLimits>) {
     options = readArgument(options, 'options');
     if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError(`name: expected a non-empty string, got ${describe(name)}`);
     if (!isPlainObject(options as unknown)) throw new InvalidArgumentError(`options: expected { kinds?, aggregates?, from?, init?, apply? }, got ${describe(options)}`);
@@ -95,6 +105,7 @@ export class StoredProjection<State> {
     this.#matches = aggregateMatcher(this.#filter);
     this.name = name;
     this.#core = core;
+    this.#limits = limits;
     this.#definition = {
       from,
       kinds: this.#filter.kinds === undefined ? null : [...this.#filter.kinds].sort(),
@@ -209,11 +220,16 @@ export class StoredProjection<State> {
     return actions.length;
   }
 
-  /** Folds the events after `position` (at most one batch of them) into `entries`. */
+  /** Folds the events after `position` (at most one batch of them, see {@link BatchLimits}) into `entries`. */
   async #computeBatch(position: number, head: number, entries: Map<string, Entry<State>>) {
     let to = head;
     let actions = 0;
     let replayed = 0;
+    let changed = 0;
+    const change = (target: Entry<State>): void => {
+      if (!target.changed) changed++;
+      target.changed = true;
+    };
     let chunk: LogEvent[] = [];
     const fold = async (): Promise<void> => {
       const effects = chunk.filter((event) => !('action' in event)).map((event) => event.seq);
@@ -242,14 +258,14 @@ export class StoredProjection<State> {
             target.refolded = true;
           }
           this.#fold(target, event);
-          target.changed = true;
+          change(target);
           actions++;
           continue;
         }
         for (const aggregate of affected.get(event.seq) ?? []) {
           const target = entries.get(identityKey(aggregate)) as Entry<State>;
           replayed += await this.#refold(target, event.seq - 1);
-          target.changed = true;
+          change(target);
           target.refolded = true;
         }
       }
@@ -259,8 +275,10 @@ export class StoredProjection<State> {
     pages: for await (const page of readPages(this.#core, { ...this.#filter, from: position + 1 }, head)) {
       for (const event of page) {
         chunk.push(event);
-        if (chunk.length === CHUNK_EVENTS) await fold();
-        if (++seen >= CATCH_UP_BATCH) {
+        const full = ++seen >= this.#limits.events;
+        if (chunk.length < CHUNK_EVENTS && !full) continue;
+        await fold();
+        if (full || changed >= this.#limits.states) {
           to = event.seq;
           break pages;
         }
@@ -393,6 +411,6 @@ class ProjectionFacade<State> implements Projection<State> {
  * A projection over the open log, behind its public face.
  * @throws InvalidArgumentError for a bad name or options.
  */
-export function openProjection<State>(core: LogCore, name: string, options: ProjectionOptions<State>): Projection<State> {
-  return new ProjectionFacade(new StoredProjection(name, options, core));
+export function openProjection<State>(core: LogCore, name: string, options: ProjectionOptions<State>, limits: Readonly<BatchLimits> = CATCH_UP_LIMITS): Projection<State> {
+  return new ProjectionFacade(new StoredProjection(name, options, core, limits));
 }

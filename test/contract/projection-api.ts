@@ -12,7 +12,8 @@ import {
 } from '../../src/index.ts';
 import { appendOk, entriesOf, rejection, thrown } from '../support/projection-fixtures.ts';
 import { action, effect } from '../support/temp-log.ts';
-import { CATCH_UP_BATCH } from '../../src/projections/projector.ts';
+import { coreOf } from '../../src/api/internal.ts';
+import { CATCH_UP_LIMITS, openProjection, type BatchLimits } from '../../src/projections/projector.ts';
 import type { TestEngine } from './describe-engine.ts';
 
 const clock = () => new Date('2024-05-01T12:00:00.000Z');
@@ -115,7 +116,7 @@ export function projectionApi(engine: TestEngine): void {
       const reopened = await reopen({ clock });
       const counts = reopened.projection('counts', counting);
       const position = await counts.position();
-      expect(position % CATCH_UP_BATCH === 0 || position === 20_000).toBe(true);
+      expect(position % CATCH_UP_LIMITS.events === 0 || position === 20_000).toBe(true);
       const total = (await entriesOf(counts)).reduce((sum, [, state]) => sum + state.count, 0);
       expect(total).toBe(position);
     });
@@ -255,9 +256,9 @@ export function projectionApi(engine: TestEngine): void {
 
     it('after a completed batch keeps that batch: the position is the end of the batch and the states hold exactly its events', async () => {
       const { log } = await engine.tempLog({ clock });
-      const batch = CATCH_UP_BATCH;
+      const batch = 5_000;
       await appendOrders(log, batch + 7_000, 10);
-      const failing = log.projection('counts', failingAt(batch + 2_001));
+      const failing = openProjection(coreOf(log), 'counts', failingAt(batch + 2_001), { events: batch, states: CATCH_UP_LIMITS.states });
       expect(((await rejection(failing.catchUp())) as ProjectionError).seq).toBe(batch + 2_001);
       expect(await failing.position()).toBe(batch);
       const states = await entriesOf(failing);
@@ -268,6 +269,37 @@ export function projectionApi(engine: TestEngine): void {
       const fixed = log.projection('counts', counting);
       expect(await fixed.catchUp()).toEqual({ from: batch + 1, to: batch + 7_000, actions: 7_000, replayed: 0 });
       expect((await entriesOf(fixed)).map(([, state]) => state.count)).toEqual(Array(10).fill((batch + 7_000) / 10));
+    });
+  });
+
+  describe('batches', () => {
+    /** The positions onProgress reports while `limits` cut the catch-up into batches. */
+    async function progressUnder(log: Log, name: string, limits: BatchLimits): Promise<number[]> {
+      const positions: number[] = [];
+      await openProjection(coreOf(log), name, counting, limits).catchUp({ onProgress: (position) => positions.push(position) });
+      return positions;
+    }
+
+    it('end once they have changed the states cap, so one commit writes a bounded number of states, and together apply each event once', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOrders(log, 3_000, 1_000);
+      expect(await progressUnder(log, 'uncapped', { events: 1_000_000, states: 1_000_000 })).toEqual([3_000]);
+
+      const positions = await progressUnder(log, 'capped', { events: 1_000_000, states: 300 });
+      expect(positions.length).toBeGreaterThan(2);
+      expect(positions.at(-1)).toBe(3_000);
+      // Each event changes another order here: a batch that ran past 1,000 events would have ignored the cap.
+      positions.forEach((position, i) => expect(position - (positions[i - 1] ?? 0)).toBeGreaterThanOrEqual(300));
+      positions.forEach((position, i) => expect(position - (positions[i - 1] ?? 0)).toBeLessThan(1_000));
+      const states = await entriesOf(log.projection('capped', counting));
+      expect(states.map(([, state]) => state.count)).toEqual(Array(1_000).fill(3));
+    });
+
+    it('end after the events cap however few states they change', async () => {
+      const { log } = await engine.tempLog({ clock });
+      await appendOrders(log, 2_500, 2);
+      expect(await progressUnder(log, 'counts', { events: 1_000, states: 1_000_000 })).toEqual([1_000, 2_000, 2_500]);
+      expect((await entriesOf(log.projection('counts', counting))).map(([, state]) => state.count)).toEqual([1_250, 1_250]);
     });
   });
 
