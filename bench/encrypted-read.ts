@@ -12,7 +12,7 @@
  */
 import { loadavg } from 'node:os';
 import type { Log } from '../src/index.ts';
-import { cipherMicros, openKeyedLog, rawDecodePass, rawDecryptPass, runIfMain, scaledTarget, secretValue, workloadStore } from './encryption-support.ts';
+import { cipherMicros, cipherName, openKeyedLog, rawDecodePass, rawDecryptPass, runIfMain, scaledTarget, secretValue, workloadStore } from './encryption-support.ts';
 import { emit, median, note, now, round, type Bench } from './support.ts';
 
 const TARGET_RATIO = 0.8;
@@ -77,7 +77,7 @@ export const encryptedRead: Bench = {
     }
     const readPerS = median(perS.read);
     const ratio = median(vsFloor);
-    const cipher = cipherMicros();
+    const cipher = await cipherMicros();
     emit({
       bench: 'encrypted-read',
       events,
@@ -95,6 +95,7 @@ export const encryptedRead: Bench = {
       read_plain_us_per_event: round(1e6 / median(perS.plainRead), 1),
       raw_decode_decrypt_us_per_event: round(1e6 / median(perS.rawDecrypt), 1),
       cipher_decrypt_us_per_call: cipher.decrypt_us,
+      cipher: cipherName(),
       absolute_target: `>=${ABSOLUTE_TARGET} events/s`,
       absolute_met: readPerS >= ABSOLUTE_TARGET,
       ...scaledTarget(ABSOLUTE_TARGET, median(perS.raw), readPerS),

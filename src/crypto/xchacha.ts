@@ -1,23 +1,47 @@
 /**
- * XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03 §2.3) built from HChaCha20 (@noble/ciphers)
- * and node's native ChaCha20-Poly1305 (RFC 8439): the subkey is HChaCha20 of the key and the
- * nonce's first 16 bytes, the RFC 8439 nonce is four zero bytes and the nonce's last 8. The
- * bytes are exactly those of @noble/ciphers' `xchacha20poly1305` (ciphertext, then the 16-byte
- * tag), which every stored envelope and wrapped key was written with; this is about twice as
- * fast per short value, since only the 20-round subkey derivation runs in JavaScript.
+ * XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03 §2.3): the bytes are exactly those of
+ * @noble/ciphers' `xchacha20poly1305` (ciphertext, then the 16-byte tag), which every stored
+ * envelope and wrapped key was written with. Two implementations give those bytes:
+ *
+ * - libsodium's (the `libsodium` package, compiled to WebAssembly), about 1 µs per short value.
+ *   It is loaded in the background by the first call here, so a process that never encrypts
+ *   never loads it, and a short command does not wait for it.
+ * - until then, or where it cannot load, HChaCha20 (@noble/ciphers) for the subkey and node's
+ *   native ChaCha20-Poly1305 (RFC 8439) with four zero bytes and the nonce's last 8 as its nonce:
+ *   about 6 µs per short value, most of it node's per-call cipher setup.
+ *
+ * libsodium works in its own memory: key, nonce and data are copied into a scratch area there,
+ * and the key and the plaintext are wiped from it after every call; {@link wipeXchachaMemory}
+ * wipes what its own code leaves behind.
  */
 import { hchacha } from '@noble/ciphers/chacha.js';
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 
 export const XCHACHA_NONCE_BYTES = 24;
 export const XCHACHA_TAG_BYTES = 16;
+const KEY_BYTES = 32;
+
+/** One implementation of the pair below. */
+export interface Cipher {
+  seal(key: Uint8Array, nonce: Uint8Array, associatedData: Uint8Array, plaintext: Uint8Array): Buffer;
+  open(key: Uint8Array, nonce: Uint8Array, associatedData: Uint8Array, sealed: Uint8Array): Buffer;
+  /** Overwrites what the last calls left in memory the cipher keeps (none for node's). */
+  wipe(): void;
+}
+
+function checkSizes(key: Uint8Array, nonce: Uint8Array): void {
+  if (key.length !== KEY_BYTES || nonce.length !== XCHACHA_NONCE_BYTES) throw new RangeError('expected a 32-byte key and a 24-byte nonce');
+}
+
+// ---------------------------------------------------------------------------------------------
+// HChaCha20 + node's ChaCha20-Poly1305
 
 /** "expand 32-byte k", the ChaCha constant, as little-endian words. */
 const SIGMA = new Uint32Array([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]);
 
 /** The RFC 8439 key and nonce of an XChaCha20 key and 24-byte nonce. */
 function expand(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array; iv: Uint8Array } {
-  if (key.length !== 32 || nonce.length !== XCHACHA_NONCE_BYTES) throw new RangeError('expected a 32-byte key and a 24-byte nonce');
+  checkSizes(key, nonce);
   // Word views of copies: hchacha reads little-endian words (it swaps on big-endian hosts).
   const words = new Uint32Array(8 + 4 + 8);
   const bytes = new Uint8Array(words.buffer);
@@ -31,18 +55,180 @@ function expand(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array; iv: U
   return { subkey, iv };
 }
 
+/** XChaCha20-Poly1305 from HChaCha20 and node's ChaCha20-Poly1305: what runs until libsodium has loaded. */
+export const nodeXchacha: Cipher = {
+  seal(key, nonce, associatedData, plaintext) {
+    const { subkey, iv } = expand(key, nonce);
+    try {
+      const cipher = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES });
+      cipher.setAAD(associatedData, { plaintextLength: plaintext.length });
+      const head = cipher.update(plaintext);
+      const tail = cipher.final();
+      return Buffer.concat([head, tail, cipher.getAuthTag()]);
+    } finally {
+      subkey.fill(0);
+    }
+  },
+  open(key, nonce, associatedData, sealed) {
+    if (sealed.length < XCHACHA_TAG_BYTES) throw new Error('expected a ciphertext with its tag');
+    const { subkey, iv } = expand(key, nonce);
+    try {
+      const decipher = createDecipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES });
+      const length = sealed.length - XCHACHA_TAG_BYTES;
+      decipher.setAAD(associatedData, { plaintextLength: length });
+      decipher.setAuthTag(sealed.subarray(length));
+      const head = decipher.update(sealed.subarray(0, length));
+      const tail = decipher.final();
+      return tail.length === 0 ? head : Buffer.concat([head, tail]);
+    } finally {
+      subkey.fill(0);
+    }
+  },
+  wipe() {},
+};
+
+// ---------------------------------------------------------------------------------------------
+// libsodium
+
+/** What is used of the libsodium module (Emscripten's: a heap and C functions taking addresses). */
+export interface Sodium {
+  HEAPU8: Uint8Array;
+  _malloc(size: number): number;
+  _free(address: number): void;
+  /** (c, clen_p, m, mlen lo, mlen hi, ad, adlen lo, adlen hi, nsec, npub, k): 0 when done. */
+  _crypto_aead_xchacha20poly1305_ietf_encrypt(...args: number[]): number;
+  /** (m, mlen_p, nsec, c, clen lo, clen hi, ad, adlen lo, adlen hi, npub, k): 0 when authentic. */
+  _crypto_aead_xchacha20poly1305_ietf_decrypt(...args: number[]): number;
+}
+
+/** The scratch area kept in libsodium's memory: key, nonce, then associated data, input and output. */
+const SCRATCH_BYTES = 16 * 1024;
+/**
+ * ChaCha20 runs a last partial block through a 64-byte buffer on libsodium's stack, which it does
+ * not wipe: after an open it holds up to 63 bytes of plaintext. Opening this many zero bytes
+ * sealed under a zero key runs the same code and leaves those zeros there instead.
+ */
+const WIPE_BYTES = 63;
+const ZERO_KEY = new Uint8Array(KEY_BYTES);
+const ZERO_NONCE = new Uint8Array(XCHACHA_NONCE_BYTES);
+const WIPE_INPUT = new Uint8Array(WIPE_BYTES);
+
+/** XChaCha20-Poly1305 from libsodium, working in a scratch area of its memory. */
+export function sodiumXchacha(sodium: Sodium): Cipher {
+  const scratch = sodium._malloc(SCRATCH_BYTES);
+  let wipeSealed: Uint8Array | undefined;
+  const keyAt = scratch;
+  const nonceAt = scratch + KEY_BYTES;
+  const dataAt = nonceAt + XCHACHA_NONCE_BYTES;
+  /** Runs `work` with the data area at hand: the scratch's, or (for large inputs) one allocated and freed around it. */
+  const withArea = <T>(bytes: number, work: (at: number) => T): T => {
+    if (dataAt + bytes <= scratch + SCRATCH_BYTES) return work(dataAt);
+    const area = sodium._malloc(bytes);
+    if (area === 0) throw new RangeError('libsodium could not allocate memory for this value');
+    try {
+      return work(area);
+    } finally {
+      sodium.HEAPU8.fill(0, area, area + bytes);
+      sodium._free(area);
+    }
+  };
+  const load = (key: Uint8Array, nonce: Uint8Array, associatedData: Uint8Array, input: Uint8Array, at: number): void => {
+    const heap = sodium.HEAPU8;
+    heap.set(key, keyAt);
+    heap.set(nonce, nonceAt);
+    heap.set(associatedData, at);
+    heap.set(input, at + associatedData.length);
+  };
+  return {
+    seal(key, nonce, associatedData, plaintext) {
+      checkSizes(key, nonce);
+      const adLength = associatedData.length;
+      const length = plaintext.length;
+      return withArea(adLength + 2 * length + XCHACHA_TAG_BYTES, (at) => {
+        const inputAt = at + adLength;
+        const outputAt = inputAt + length;
+        try {
+          load(key, nonce, associatedData, plaintext, at);
+          const done = sodium._crypto_aead_xchacha20poly1305_ietf_encrypt(outputAt, 0, inputAt, length, 0, at, adLength, 0, 0, nonceAt, keyAt);
+          if (done !== 0) throw new Error('libsodium refused to seal');
+          return Buffer.from(sodium.HEAPU8.subarray(outputAt, outputAt + length + XCHACHA_TAG_BYTES));
+        } finally {
+          sodium.HEAPU8.fill(0, keyAt, keyAt + KEY_BYTES);
+          sodium.HEAPU8.fill(0, inputAt, outputAt);
+        }
+      });
+    },
+    open(key, nonce, associatedData, sealed) {
+      checkSizes(key, nonce);
+      if (sealed.length < XCHACHA_TAG_BYTES) throw new Error('expected a ciphertext with its tag');
+      const adLength = associatedData.length;
+      const length = sealed.length - XCHACHA_TAG_BYTES;
+      return withArea(adLength + sealed.length + length, (at) => {
+        const inputAt = at + adLength;
+        const outputAt = inputAt + sealed.length;
+        try {
+          load(key, nonce, associatedData, sealed, at);
+          const done = sodium._crypto_aead_xchacha20poly1305_ietf_decrypt(outputAt, 0, 0, inputAt, sealed.length, 0, at, adLength, 0, nonceAt, keyAt);
+          if (done !== 0) throw new Error('the sealed value fails authentication');
+          return Buffer.from(sodium.HEAPU8.subarray(outputAt, outputAt + length));
+        } finally {
+          sodium.HEAPU8.fill(0, keyAt, keyAt + KEY_BYTES);
+          sodium.HEAPU8.fill(0, outputAt, outputAt + length);
+        }
+      });
+    },
+    wipe() {
+      wipeSealed ??= this.seal(ZERO_KEY, ZERO_NONCE, ZERO_KEY, WIPE_INPUT);
+      this.open(ZERO_KEY, ZERO_NONCE, ZERO_KEY, wipeSealed);
+    },
+  };
+}
+
+let cipher: Cipher = nodeXchacha;
+let loading: Promise<void> | undefined;
+
+/**
+ * Loads libsodium once per process and switches to it; resolves (never rejects) when done or when
+ * it cannot load, in which case node's cipher stays. The first seal or open starts it by itself;
+ * benchmarks and tests await it to measure or check libsodium's.
+ */
+export function loadFastCipher(): Promise<void> {
+  loading ??= (async () => {
+    try {
+      // The ESM build exports a factory of the module; the CommonJS one the module and its `ready`.
+      const imported = (await import('libsodium')) as unknown as { default: (() => Promise<Sodium>) | (Sodium & { ready: Promise<unknown> }) };
+      const entry = imported.default;
+      let sodium: Sodium;
+      if (typeof entry === 'function') sodium = await entry();
+      else {
+        await entry.ready;
+        sodium = entry;
+      }
+      cipher = sodiumXchacha(sodium);
+    } catch {
+      // Node's cipher gives the same bytes, only slower.
+    }
+  })();
+  return loading;
+}
+
+/** Which implementation seals and opens now. */
+export function activeXchacha(): 'libsodium' | 'node' {
+  return cipher === nodeXchacha ? 'node' : 'libsodium';
+}
+
+/**
+ * Overwrites what the last seal or open left in libsodium's memory (up to 63 bytes of the last
+ * plaintext opened: key material never stays there). The key cache calls it when it forgets keys.
+ */
+export function wipeXchachaMemory(): void {
+  cipher.wipe();
+}
+
 /** Encrypts `plaintext`: the ciphertext followed by the tag. */
 export function xchachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: Uint8Array, plaintext: Uint8Array): Buffer {
-  const { subkey, iv } = expand(key, nonce);
-  try {
-    const cipher = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES });
-    cipher.setAAD(associatedData, { plaintextLength: plaintext.length });
-    const head = cipher.update(plaintext);
-    const tail = cipher.final();
-    return Buffer.concat([head, tail, cipher.getAuthTag()]);
-  } finally {
-    subkey.fill(0);
-  }
+  if (loading === undefined) void loadFastCipher();
+  return cipher.seal(key, nonce, associatedData, plaintext);
 }
 
 /**
@@ -50,17 +236,6 @@ export function xchachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: 
  * @throws Error when it fails authentication (the caller says what was tampered with).
  */
 export function xchachaOpen(key: Uint8Array, nonce: Uint8Array, associatedData: Uint8Array, sealed: Uint8Array): Buffer {
-  if (sealed.length < XCHACHA_TAG_BYTES) throw new Error('expected a ciphertext with its tag');
-  const { subkey, iv } = expand(key, nonce);
-  try {
-    const decipher = createDecipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES });
-    const length = sealed.length - XCHACHA_TAG_BYTES;
-    decipher.setAAD(associatedData, { plaintextLength: length });
-    decipher.setAuthTag(sealed.subarray(length));
-    const head = decipher.update(sealed.subarray(0, length));
-    const tail = decipher.final();
-    return tail.length === 0 ? head : Buffer.concat([head, tail]);
-  } finally {
-    subkey.fill(0);
-  }
+  if (loading === undefined) void loadFastCipher();
+  return cipher.open(key, nonce, associatedData, sealed);
 }

@@ -5,6 +5,7 @@
  */
 import { MissingMasterKeyError } from '../errors.ts';
 import { unwrapKey } from '../crypto/key-wrap.ts';
+import { wipeXchachaMemory } from '../crypto/xchacha.ts';
 import type { Identity } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
 
@@ -44,16 +45,20 @@ export class KeyCache {
     return this.#keys.get(identityKey(key))?.key;
   }
 
-  /** Wipes one key from memory (it was destroyed). */
+  /** Wipes one key from memory (it was destroyed), and what the cipher's last use left behind. */
   forget(key: Identity): void {
     const id = identityKey(key);
-    this.#keys.get(id)?.key.fill(0);
+    const cached = this.#keys.get(id);
+    if (cached === undefined) return;
+    cached.key.fill(0);
     this.#keys.delete(id);
+    wipeXchachaMemory();
   }
 
-  /** Wipes every key from memory. */
+  /** Wipes every key from memory, and what the cipher's last use left behind. */
   clear(): void {
     for (const { key } of this.#keys.values()) key.fill(0);
     this.#keys.clear();
+    wipeXchachaMemory();
   }
 }
