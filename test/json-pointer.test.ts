@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidEventError, memoryEngine, openLog, type Log, type Operation } from '../src/index.ts';
-import { parsePointer } from '../src/model/json-pointer.ts';
+import { parsePointer, pointerWithin } from '../src/model/json-pointer.ts';
 import { action } from './support/temp-log.ts';
 
 /** RFC 6901 §3-4, and the prototype rule: the unescaped segments, or undefined for a bad pointer. */
@@ -60,5 +60,20 @@ describe('JSON Pointers in a patch', () => {
     } finally {
       await log.close();
     }
+  });
+
+  it('says a pointer lies within another (what encrypt.paths selects) exactly when its segments start with the other\'s', () => {
+    fc.assert(
+      fc.property(pointers, pointers, (a, b) => {
+        const [sa, sb] = [referenceSegments(a), referenceSegments(b)];
+        fc.pre(sa !== undefined && sb !== undefined);
+        const segmentsWithin = sb.length <= sa.length && sb.every((segment, i) => sa[i] === segment);
+        expect(pointerWithin(a, b)).toBe(segmentsWithin);
+        // A pointer extended by whole segments lies within it.
+        if (referenceSegments(a + b) !== undefined) expect(pointerWithin(a + b, a)).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+    expect([pointerWithin('/card/number', '/card'), pointerWithin('/cards', '/card'), pointerWithin('/card', ''), pointerWithin('', '/card'), pointerWithin('/a~1b', '/a')]).toEqual([true, false, true, false, false]);
   });
 });

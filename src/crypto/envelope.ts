@@ -41,8 +41,9 @@ export type Envelope =
       data: string;
     };
 
-function associatedData(aggregate: Identity, path: string, key: Identity): Uint8Array {
-  return textEncoder.encode(`coherence/value/v1\u0000${JSON.stringify([aggregate, path, key])}`);
+/** Associated data as a string: the cipher encodes it (UTF-8) where it works. */
+function associatedData(aggregate: Identity, path: string, key: Identity): string {
+  return `coherence/value/v1\u0000${JSON.stringify([aggregate, path, key])}`;
 }
 
 /** Draws the nonces of `count` envelopes in one call to the system's random source. */
@@ -53,11 +54,10 @@ export function drawNonces(count: number): Buffer {
 /** Encrypts one JSON value; `nonces` and `index` pick its nonce from a batch drawn at once. */
 export function sealValue(value: unknown, key: Uint8Array, keyId: Identity, aggregate: Identity, path: string, nonces: Buffer, index: number): Uint8Array {
   const nonce = nonces.subarray(index * NONCE_BYTES, (index + 1) * NONCE_BYTES);
-  const sealed = xchachaSeal(key, nonce, associatedData(aggregate, path, keyId), packr.pack(value));
-  const envelope = new Uint8Array(1 + NONCE_BYTES + sealed.length);
+  // The cipher leaves room for the header, so the envelope is written once.
+  const envelope = xchachaSeal(key, nonce, associatedData(aggregate, path, keyId), packr.pack(value), 1 + NONCE_BYTES);
   envelope[0] = ENVELOPE_VERSION;
   envelope.set(nonce, 1);
-  envelope.set(sealed, 1 + NONCE_BYTES);
   return envelope;
 }
 

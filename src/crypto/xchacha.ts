@@ -21,10 +21,13 @@ export const XCHACHA_NONCE_BYTES = 24;
 export const XCHACHA_TAG_BYTES = 16;
 const KEY_BYTES = 32;
 
-/** One implementation of the pair below. */
+/** Associated data: bytes, or a string authenticated as its UTF-8 bytes (encoded where the cipher works, not copied twice). */
+export type AssociatedData = Uint8Array | string;
+
+/** One implementation of {@link xchachaSeal} and {@link xchachaOpen}. */
 export interface Cipher {
-  seal(key: Uint8Array, nonce: Uint8Array, associatedData: Uint8Array, plaintext: Uint8Array): Buffer;
-  open(key: Uint8Array, nonce: Uint8Array, associatedData: Uint8Array, sealed: Uint8Array): Buffer;
+  seal(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, plaintext: Uint8Array, headroom?: number): Buffer;
+  open(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array): Buffer;
   /** Overwrites what the last calls left in memory the cipher keeps (none for node's). */
   wipe(): void;
 }
@@ -57,14 +60,14 @@ function expand(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array; iv: U
 
 /** XChaCha20-Poly1305 from HChaCha20 and node's ChaCha20-Poly1305: what runs until libsodium has loaded. */
 export const nodeXchacha: Cipher = {
-  seal(key, nonce, associatedData, plaintext) {
+  seal(key, nonce, associatedData, plaintext, headroom = 0) {
     const { subkey, iv } = expand(key, nonce);
     try {
       const cipher = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES });
-      cipher.setAAD(associatedData, { plaintextLength: plaintext.length });
+      cipher.setAAD(typeof associatedData === 'string' ? Buffer.from(associatedData) : associatedData, { plaintextLength: plaintext.length });
       const head = cipher.update(plaintext);
       const tail = cipher.final();
-      return Buffer.concat([head, tail, cipher.getAuthTag()]);
+      return Buffer.concat([Buffer.alloc(headroom), head, tail, cipher.getAuthTag()]);
     } finally {
       subkey.fill(0);
     }
@@ -75,7 +78,7 @@ export const nodeXchacha: Cipher = {
     try {
       const decipher = createDecipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES });
       const length = sealed.length - XCHACHA_TAG_BYTES;
-      decipher.setAAD(associatedData, { plaintextLength: length });
+      decipher.setAAD(typeof associatedData === 'string' ? Buffer.from(associatedData) : associatedData, { plaintextLength: length });
       decipher.setAuthTag(sealed.subarray(length));
       const head = decipher.update(sealed.subarray(0, length));
       const tail = decipher.final();
@@ -110,6 +113,7 @@ const SCRATCH_BYTES = 16 * 1024;
  */
 const WIPE_BYTES = 63;
 const ZERO_KEY = new Uint8Array(KEY_BYTES);
+const textEncoder = new TextEncoder();
 const ZERO_NONCE = new Uint8Array(XCHACHA_NONCE_BYTES);
 const WIPE_INPUT = new Uint8Array(WIPE_BYTES);
 
@@ -132,42 +136,53 @@ export function sodiumXchacha(sodium: Sodium): Cipher {
       sodium._free(area);
     }
   };
-  const load = (key: Uint8Array, nonce: Uint8Array, associatedData: Uint8Array, input: Uint8Array, at: number): void => {
+  /** Room for associated data in the heap: a string takes at most 3 UTF-8 bytes per UTF-16 unit. */
+  const room = (associatedData: AssociatedData): number => (typeof associatedData === 'string' ? 3 * associatedData.length : associatedData.length);
+  /** Copies key, nonce, associated data (at `at`) and input (right after it) in; the associated data's length. */
+  const load = (key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, input: Uint8Array, at: number): number => {
     const heap = sodium.HEAPU8;
     heap.set(key, keyAt);
     heap.set(nonce, nonceAt);
-    heap.set(associatedData, at);
-    heap.set(input, at + associatedData.length);
+    let adLength: number;
+    if (typeof associatedData === 'string') adLength = textEncoder.encodeInto(associatedData, heap.subarray(at, at + room(associatedData))).written;
+    else {
+      heap.set(associatedData, at);
+      adLength = associatedData.length;
+    }
+    heap.set(input, at + adLength);
+    return adLength;
   };
   return {
-    seal(key, nonce, associatedData, plaintext) {
+    seal(key, nonce, associatedData, plaintext, headroom = 0) {
       checkSizes(key, nonce);
-      const adLength = associatedData.length;
       const length = plaintext.length;
-      return withArea(adLength + 2 * length + XCHACHA_TAG_BYTES, (at) => {
-        const inputAt = at + adLength;
-        const outputAt = inputAt + length;
+      return withArea(room(associatedData) + 2 * length + XCHACHA_TAG_BYTES, (at) => {
+        let inputAt = at;
         try {
-          load(key, nonce, associatedData, plaintext, at);
+          const adLength = load(key, nonce, associatedData, plaintext, at);
+          inputAt = at + adLength;
+          const outputAt = inputAt + length;
           const done = sodium._crypto_aead_xchacha20poly1305_ietf_encrypt(outputAt, 0, inputAt, length, 0, at, adLength, 0, 0, nonceAt, keyAt);
           if (done !== 0) throw new Error('libsodium refused to seal');
-          return Buffer.from(sodium.HEAPU8.subarray(outputAt, outputAt + length + XCHACHA_TAG_BYTES));
+          const sealed = Buffer.allocUnsafe(headroom + length + XCHACHA_TAG_BYTES);
+          sealed.set(sodium.HEAPU8.subarray(outputAt, outputAt + length + XCHACHA_TAG_BYTES), headroom);
+          return sealed;
         } finally {
           sodium.HEAPU8.fill(0, keyAt, keyAt + KEY_BYTES);
-          sodium.HEAPU8.fill(0, inputAt, outputAt);
+          sodium.HEAPU8.fill(0, inputAt, inputAt + length);
         }
       });
     },
     open(key, nonce, associatedData, sealed) {
       checkSizes(key, nonce);
       if (sealed.length < XCHACHA_TAG_BYTES) throw new Error('expected a ciphertext with its tag');
-      const adLength = associatedData.length;
       const length = sealed.length - XCHACHA_TAG_BYTES;
-      return withArea(adLength + sealed.length + length, (at) => {
-        const inputAt = at + adLength;
-        const outputAt = inputAt + sealed.length;
+      return withArea(room(associatedData) + sealed.length + length, (at) => {
+        let outputAt = at;
         try {
-          load(key, nonce, associatedData, sealed, at);
+          const adLength = load(key, nonce, associatedData, sealed, at);
+          const inputAt = at + adLength;
+          outputAt = inputAt + sealed.length;
           const done = sodium._crypto_aead_xchacha20poly1305_ietf_decrypt(outputAt, 0, 0, inputAt, sealed.length, 0, at, adLength, 0, nonceAt, keyAt);
           if (done !== 0) throw new Error('the sealed value fails authentication');
           return Buffer.from(sodium.HEAPU8.subarray(outputAt, outputAt + length));
@@ -225,17 +240,20 @@ export function wipeXchachaMemory(): void {
   cipher.wipe();
 }
 
-/** Encrypts `plaintext`: the ciphertext followed by the tag. */
-export function xchachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: Uint8Array, plaintext: Uint8Array): Buffer {
+/**
+ * Encrypts `plaintext`: the ciphertext followed by the tag, after `headroom` bytes left for the
+ * caller to fill (an envelope's header), so the result is not copied again.
+ */
+export function xchachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, plaintext: Uint8Array, headroom = 0): Buffer {
   if (loading === undefined) void loadFastCipher();
-  return cipher.seal(key, nonce, associatedData, plaintext);
+  return cipher.seal(key, nonce, associatedData, plaintext, headroom);
 }
 
 /**
  * Decrypts what {@link xchachaSeal} sealed.
  * @throws Error when it fails authentication (the caller says what was tampered with).
  */
-export function xchachaOpen(key: Uint8Array, nonce: Uint8Array, associatedData: Uint8Array, sealed: Uint8Array): Buffer {
+export function xchachaOpen(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array): Buffer {
   if (loading === undefined) void loadFastCipher();
   return cipher.open(key, nonce, associatedData, sealed);
 }

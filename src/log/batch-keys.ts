@@ -32,27 +32,39 @@ interface Prepared {
   key: Identity;
   material: Uint8Array;
   wrapped: Uint8Array;
+  /** The record as read before the write (none for a key drawn for this batch). */
+  stored: Uint8Array | undefined;
   /** The record to store when the key was drawn for this batch. */
   fresh: KeyRecord | undefined;
 }
 
 /**
- * Reads the records of `keys`, unwraps the live ones and draws (without storing) the missing.
+ * The records of `keys` (the one this process saw last where it holds the key's material, the
+ * store's otherwise: `recheck` checks them all inside the write), the live ones unwrapped and
+ * the missing drawn (without storing them).
  * @throws KeyDestroyedError when one is destroyed or expired.
  * @throws MissingMasterKeyError without a master key.
  */
 export async function prepareBatchKeys(storage: Storage, cache: KeyCache, keys: readonly Identity[], now: number, expiresAt: number | null): Promise<BatchKeys> {
   const kek = cache.kek();
-  const records = await storage.keyRecords(keys);
+  const known = keys.map((key) => cache.known(key));
+  const unknown = keys.filter((_, i) => known[i] === undefined);
+  const read = unknown.length === 0 ? [] : await storage.keyRecords(unknown);
+  let next = 0;
   const prepared: Prepared[] = keys.map((key, i) => {
-    const stored = records[i];
+    const seen = known[i];
+    if (seen !== undefined) return { key, material: seen.material, wrapped: usableWrapped(key, seen.record, now), stored: seen.stored, fresh: undefined };
+    const stored = read[next++];
     if (stored !== undefined) {
-      const wrapped = usableWrapped(key, decodeKeyRecord(stored), now);
-      return { key, material: cache.material(key, wrapped), wrapped, fresh: undefined };
+      const record = decodeKeyRecord(stored);
+      const wrapped = usableWrapped(key, record, now);
+      const material = cache.material(key, wrapped);
+      cache.saw(key, stored, record);
+      return { key, material, wrapped, stored, fresh: undefined };
     }
     const material = newDataKey();
     const wrapped = wrapKey(kek, key, material);
-    return { key, material, wrapped, fresh: { createdAt: now, expiresAt, destroyedAt: null, reason: null, wrapped } };
+    return { key, material, wrapped, stored: undefined, fresh: { createdAt: now, expiresAt, destroyedAt: null, reason: null, wrapped } };
   });
   const rowsOf = (drawn: readonly Prepared[]): KeyRow[] =>
     drawn.flatMap(({ key, fresh }) => (fresh === undefined ? [] : [{ key, record: encodeKeyRecord(fresh), expiresAt: fresh.expiresAt, indexedExpiresAt: null }]));
@@ -64,16 +76,26 @@ export async function prepareBatchKeys(storage: Storage, cache: KeyCache, keys: 
       let changed = false;
       const now_ = prepared.map((p): Prepared => {
         const stored = view.key(p.key);
+        // The very record read before (and the same `now`): nothing to decode or decide again.
+        if (stored !== undefined && p.stored !== undefined && Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(p.stored)) return p;
         const record = stored === undefined ? undefined : decodeKeyRecord(stored);
         if (p.fresh === undefined) {
-          if (!Buffer.from(usableWrapped(p.key, record, now)).equals(p.wrapped)) throw new KeyDestroyedError(`key ${JSON.stringify(p.key)} changed while the append was prepared`);
+          let wrapped: Uint8Array;
+          try {
+            wrapped = usableWrapped(p.key, record, now);
+          } catch (error) {
+            cache.forget(p.key); // destroyed or expired since this process last saw it
+            throw error;
+          }
+          if (!Buffer.from(wrapped).equals(p.wrapped)) throw new KeyDestroyedError(`key ${JSON.stringify(p.key)} changed while the append was prepared`);
+          cache.saw(p.key, stored as Uint8Array, record as KeyRecord);
           return p;
         }
         if (record === undefined) return p;
         // Another writer created the key meanwhile (or destroyed it: that throws): use theirs.
         const wrapped = usableWrapped(p.key, record, now);
         changed = true;
-        return { key: p.key, material: cache.material(p.key, wrapped), wrapped, fresh: undefined };
+        return { key: p.key, material: cache.material(p.key, wrapped), wrapped, stored, fresh: undefined };
       });
       return changed ? { material: materialOf(now_), rows: rowsOf(now_) } : undefined;
     },

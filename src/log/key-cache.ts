@@ -1,17 +1,26 @@
 /**
  * Unwrapped data keys of one open log, with the KEK that unwraps them. The cache saves the
- * unwrapping, never the check: every use is preceded by a read of the key's record from the
- * store, and a cached key is used only if its wrapped bytes are still the stored ones.
+ * unwrapping, never the check: every use is checked against the key's record in the store, and a
+ * cached key is used only if its wrapped bytes are still the stored ones. Readers read the record
+ * before they decrypt; an append may encrypt under the record it saw last ({@link KeyCache.known})
+ * because it checks that record inside its write transaction, before anything is written.
  */
 import { MissingMasterKeyError } from '../errors.ts';
 import { unwrapKey } from '../crypto/key-wrap.ts';
 import { wipeXchachaMemory } from '../crypto/xchacha.ts';
+import type { KeyRecord } from '../crypto/key-record.ts';
 import type { Identity } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
 
+/** A key record as stored, and decoded. */
+export interface SeenRecord {
+  readonly stored: Uint8Array;
+  readonly record: KeyRecord;
+}
+
 export class KeyCache {
   readonly #kek: Uint8Array | undefined;
-  readonly #keys = new Map<string, { wrapped: Buffer; key: Uint8Array }>();
+  readonly #keys = new Map<string, { wrapped: Buffer; key: Uint8Array; seen?: SeenRecord }>();
 
   constructor(kek: Uint8Array | undefined) {
     this.#kek = kek;
@@ -35,6 +44,24 @@ export class KeyCache {
     const material = unwrapKey(this.kek(), key, wrapped);
     this.#keys.set(id, { wrapped: Buffer.from(wrapped), key: material });
     return material;
+  }
+
+  /**
+   * Notes the stored record the material of `key` came from (after {@link KeyCache.material} for
+   * it), for {@link KeyCache.known}.
+   */
+  saw(key: Identity, stored: Uint8Array, record: KeyRecord): void {
+    const cached = this.#keys.get(identityKey(key));
+    if (cached !== undefined && record.wrapped !== null && cached.wrapped.equals(record.wrapped)) cached.seen = { stored, record };
+  }
+
+  /**
+   * The record of `key` this process saw last, with its material, without reading the store; to
+   * be checked against the store before it is relied on. Undefined when it holds no material.
+   */
+  known(key: Identity): (SeenRecord & { material: Uint8Array }) | undefined {
+    const cached = this.#keys.get(identityKey(key));
+    return cached?.seen === undefined ? undefined : { ...cached.seen, material: cached.key };
   }
 
   /**

@@ -34,6 +34,19 @@ export function pointerProblem(pointer: unknown): string | undefined {
 }
 
 /**
+ * Whether valid JSON Pointer `pointer` equals `prefix` or lies under it, compared as strings: a
+ * valid pointer has one spelling ("~" and "/" inside a segment are always "~0" and "~1"), so a
+ * prefix that ends where a segment does is a prefix of the segments.
+ * @example
+ * pointerWithin('/card/number', '/card'); // true
+ * pointerWithin('/cards', '/card'); // false
+ */
+export function pointerWithin(pointer: string, prefix: string): boolean {
+  if (pointer.length === prefix.length) return pointer === prefix;
+  return pointer.length > prefix.length && pointer.charCodeAt(prefix.length) === 0x2f && pointer.startsWith(prefix);
+}
+
+/**
  * Splits a pointer into unescaped segments, or returns a description of what is wrong with it.
  * Segments that could reach an object's prototype are refused, so no patch can pollute one.
  */

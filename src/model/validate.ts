@@ -20,7 +20,7 @@ export interface PreparedAction {
    * The keys to encrypt with: one from `encrypt: { key }`, or (coherence's own appends only) the
    * several of `encrypt: { keys }`, under which values are sealed together (all are needed).
    */
-  encrypt: { keys: Identity[]; paths: string[][] | undefined } | undefined;
+  encrypt: { keys: Identity[]; paths: string[] | undefined } | undefined;
 }
 
 /** A validated effect. */
@@ -416,9 +416,9 @@ function checkEncrypt(value: unknown, path: string, reservedKinds: boolean): Pre
     throw new Problem(`${path}.paths`, `expected a non-empty array of JSON Pointers, got ${describe(value.paths)}`);
   }
   const paths = value.paths.map((p: unknown, i: number) => {
-    const segments = parsePointer(p);
-    if (typeof segments === 'string') throw new Problem(`${path}.paths[${i}]`, segments);
-    return segments;
+    const problem = pointerProblem(p);
+    if (problem !== undefined) throw new Problem(`${path}.paths[${i}]`, problem);
+    return p as string;
   });
   return { keys, paths };
 }

@@ -230,6 +230,19 @@ export function keyRing(engine: TestEngine): void {
       }
     });
 
+    it('refuses, writing nothing, an append under a key another log on the store shredded after this one encrypted with it', async () => {
+      const { log, reopen } = await keyedLog(engine);
+      await appendOk(log, [encrypted(alice, aliceKey, 'alice@example.com')]);
+      const other = await reopen();
+      await other.keys.shred(aliceKey);
+      await other.close();
+      const before = await storeSnapshot(log);
+      for (const events of [[encrypted(alice, aliceKey, 'alice-again@example.com')], [encrypted(bob, bobKey, 'bob@example.com'), encrypted(alice, aliceKey, 'alice-again@example.com')]]) {
+        expect(await rejection(log.append(events, { base: 2 }))).toBeInstanceOf(KeyDestroyedError);
+        expect(await storeSnapshot(log)).toEqual(before);
+      }
+    });
+
     it('records a key that never existed as destroyed, so that it can never be created', async () => {
       const { log, clock } = await keyedLog(engine);
       const effect = await log.keys.shred(aliceKey, { reason: 'never again' });
