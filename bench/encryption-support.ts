@@ -17,7 +17,7 @@ import { decodeKeyRecord, isLive } from '../src/crypto/key-record.ts';
 import { deriveKek, unwrapKey } from '../src/crypto/key-wrap.ts';
 import { openValue } from '../src/crypto/envelope.ts';
 import { decodeBody, encryptionKeysOf, type ActionBody } from '../src/log/record.ts';
-import { activeXchacha, loadFastCipher, xchachaOpen, xchachaSeal } from '../src/crypto/xchacha.ts';
+import { activeCipher, loadFastCipher, xchachaOpen, xchachaSeal } from '../src/crypto/aead.ts';
 import {
   assertOk, buildStore, closeRawStore, emit, fixedClock, makeTempDir, note, now, openRawStore, printSummary, removeAllDirs, removeDir, round, text, WORDS,
   type Bench, type BenchContext, type BuiltStore,
@@ -43,7 +43,7 @@ export async function openKeyedLog(path: string): Promise<Log> {
 
 /** Which XChaCha20-Poly1305 ran, for the benchmarks' lines. */
 export function cipherName(): string {
-  return activeXchacha();
+  return activeCipher();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ export async function rawDecryptPass(path: string): Promise<RawPass & { values: 
   }
 }
 
-/** Microseconds per XChaCha20-Poly1305 call (coherence's, src/crypto/xchacha.ts, once libsodium has loaded) on a 34-byte plaintext (a packed 32-character string), encrypt then decrypt. */
+/** Microseconds per XChaCha20-Poly1305 call (coherence's, src/crypto/aead.ts, once libsodium has loaded) on a 34-byte plaintext (a packed 32-character string), encrypt then decrypt. */
 export async function cipherMicros(calls = 20_000): Promise<{ encrypt_us: number; decrypt_us: number }> {
   await loadFastCipher();
   const key = new Uint8Array(32).fill(1);

@@ -3,7 +3,7 @@
  *
  * Stored as `[version][24-byte nonce][ciphertext || 16-byte tag]` in the record (a msgpack
  * binary, which no JSON value can be). The cipher is XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha,
- * see xchacha.ts): its 192-bit nonces can be drawn at random for every value without any
+ * see aead.ts): its 192-bit nonces can be drawn at random for every value without any
  * realistic risk of reuse under one key. The associated data names the aggregate, the operation
  * path and the key, so a ciphertext moved to another place fails authentication.
  */
@@ -12,7 +12,7 @@ import { CorruptLogError } from '../errors.ts';
 import type { Identity } from '../model/types.ts';
 import { packr } from '../model/msgpack.ts';
 import { openBytes, sealBytes } from './seal.ts';
-import { xchachaOpen, xchachaSeal } from './xchacha.ts';
+import { xchachaOpen, xchachaSeal } from './aead.ts';
 
 const ENVELOPE_VERSION = 1;
 /** A value sealed under several keys together (coherence's own process states): see seal.ts. */

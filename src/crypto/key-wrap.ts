@@ -11,7 +11,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { CorruptLogError, InvalidArgumentError } from '../errors.ts';
 import { describe } from '../model/json-pointer.ts';
 import type { Identity } from '../model/types.ts';
-import { xchachaOpen, xchachaSeal } from './xchacha.ts';
+import { xchachaOpen, xchachaSeal } from './aead.ts';
 
 /** Bytes of a master key, a KEK and a data key. */
 export const KEY_BYTES = 32;

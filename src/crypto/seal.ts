@@ -9,15 +9,14 @@
  * uniformly random key that exists only while all of K1..Kn do: destroying any one of them
  * leaves it out of reach, with no wrapped copy anywhere to find. Each record key is used once,
  * so ChaCha20-Poly1305 (RFC 8439) runs with an all-zero nonce; the associated data binds the
- * ciphertext to its owner, aggregate and key list. Both come from node:crypto (OpenSSL): the
- * seal sits on the catch-up hot path, once per state written, where @noble/ciphers costs twice
- * as much for the same function.
+ * ciphertext to its owner, aggregate and key list. The HMAC is node's; the cipher is aead.ts's
+ * (libsodium once loaded): the seal sits on the catch-up hot path, once per state written.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { CorruptLogError } from '../errors.ts';
+import { chachaOpen, chachaSeal, TAG_BYTES } from './aead.ts';
 
 const SALT_BYTES = 32;
-const TAG_BYTES = 16;
 const NONCE = Buffer.alloc(12);
 const DOMAIN = Buffer.from('coherence/seal/v1\u0000');
 
@@ -36,11 +35,11 @@ export function drawSalts(count: number): Buffer[] {
 /** Encrypts `plaintext` under the key derived from `materials` (in order) and `salt`. */
 export function sealBytes(plaintext: Uint8Array, materials: readonly Uint8Array[], salt: Uint8Array, ad: Uint8Array): Uint8Array {
   const key = recordKey(materials, salt);
-  const cipher = createCipheriv('chacha20-poly1305', key, NONCE, { authTagLength: TAG_BYTES });
-  cipher.setAAD(ad, { plaintextLength: plaintext.length });
-  const sealed = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
-  key.fill(0);
-  return sealed;
+  try {
+    return chachaSeal(key, NONCE, ad, plaintext);
+  } finally {
+    key.fill(0);
+  }
 }
 
 /**
@@ -51,10 +50,7 @@ export function openBytes(sealed: Uint8Array, materials: readonly Uint8Array[], 
   if (sealed.length < TAG_BYTES) throw new CorruptLogError(`${what}: the sealed record is too short`);
   const key = recordKey(materials, salt);
   try {
-    const decipher = createDecipheriv('chacha20-poly1305', key, NONCE, { authTagLength: TAG_BYTES });
-    decipher.setAAD(ad, { plaintextLength: sealed.length - TAG_BYTES });
-    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-    return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES)), decipher.final()]);
+    return chachaOpen(key, NONCE, ad, sealed);
   } catch (cause) {
     throw new CorruptLogError(`${what}: the sealed record fails authentication (tampered or corrupt)`, { cause });
   } finally {

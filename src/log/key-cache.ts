@@ -7,7 +7,7 @@
  */
 import { MissingMasterKeyError } from '../errors.ts';
 import { unwrapKey } from '../crypto/key-wrap.ts';
-import { wipeXchachaMemory } from '../crypto/xchacha.ts';
+import { wipeCipherMemory } from '../crypto/aead.ts';
 import type { KeyRecord } from '../crypto/key-record.ts';
 import type { Identity } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
@@ -79,13 +79,13 @@ export class KeyCache {
     if (cached === undefined) return;
     cached.key.fill(0);
     this.#keys.delete(id);
-    wipeXchachaMemory();
+    wipeCipherMemory();
   }
 
   /** Wipes every key from memory, and what the cipher's last use left behind. */
   clear(): void {
     for (const { key } of this.#keys.values()) key.fill(0);
     this.#keys.clear();
-    wipeXchachaMemory();
+    wipeCipherMemory();
   }
 }

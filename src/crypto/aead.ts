@@ -1,30 +1,36 @@
 /**
- * XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03 §2.3): the bytes are exactly those of
- * @noble/ciphers' `xchacha20poly1305` (ciphertext, then the 16-byte tag), which every stored
- * envelope and wrapped key was written with. Two implementations give those bytes:
+ * The two AEADs coherence encrypts with, each with two implementations that give the same bytes:
  *
+ * - XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03 §2.3) for values and wrapped keys: exactly the
+ *   bytes of @noble/ciphers' `xchacha20poly1305` (ciphertext, then the 16-byte tag), which every
+ *   stored envelope and wrapped key was written with.
+ * - ChaCha20-Poly1305 (RFC 8439, 12-byte nonce) for sealed states (seal.ts): node's
+ *   `chacha20-poly1305`, which every sealed record was written with.
+ *
+ * The implementations:
  * - libsodium's (the `libsodium` package, compiled to WebAssembly), about 1 µs per short value.
  *   It is loaded in the background by the first call here, so a process that never encrypts
  *   never loads it, and a short command does not wait for it.
- * - until then, or where it cannot load, HChaCha20 (@noble/ciphers) for the subkey and node's
- *   native ChaCha20-Poly1305 (RFC 8439) with four zero bytes and the nonce's last 8 as its nonce:
- *   about 6 µs per short value, most of it node's per-call cipher setup.
+ * - until then, or where it cannot load, node's native ChaCha20-Poly1305, after HChaCha20
+ *   (@noble/ciphers) for XChaCha's subkey, with four zero bytes and the nonce's last 8 as its
+ *   nonce: about 5 to 6 µs per short value, most of it node's per-call cipher setup.
  *
  * libsodium works in its own memory: key, nonce and data are copied into a scratch area there,
- * and the key and the plaintext are wiped from it after every call; {@link wipeXchachaMemory}
+ * and the key and the plaintext are wiped from it after every call; {@link wipeCipherMemory}
  * wipes what its own code leaves behind.
  */
 import { hchacha } from '@noble/ciphers/chacha.js';
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 
 export const XCHACHA_NONCE_BYTES = 24;
-export const XCHACHA_TAG_BYTES = 16;
+export const CHACHA_NONCE_BYTES = 12;
+export const TAG_BYTES = 16;
 const KEY_BYTES = 32;
 
 /** Associated data: bytes, or a string authenticated as its UTF-8 bytes (encoded where the cipher works, not copied twice). */
 export type AssociatedData = Uint8Array | string;
 
-/** One implementation of {@link xchachaSeal} and {@link xchachaOpen}. */
+/** One implementation of an AEAD (its nonce size is the AEAD's). */
 export interface Cipher {
   seal(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, plaintext: Uint8Array, headroom?: number): Buffer;
   open(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array): Buffer;
@@ -32,19 +38,19 @@ export interface Cipher {
   wipe(): void;
 }
 
-function checkSizes(key: Uint8Array, nonce: Uint8Array): void {
-  if (key.length !== KEY_BYTES || nonce.length !== XCHACHA_NONCE_BYTES) throw new RangeError('expected a 32-byte key and a 24-byte nonce');
+function checkSizes(key: Uint8Array, nonce: Uint8Array, nonceBytes: number): void {
+  if (key.length !== KEY_BYTES || nonce.length !== nonceBytes) throw new RangeError(`expected a 32-byte key and a ${nonceBytes}-byte nonce`);
 }
 
 // ---------------------------------------------------------------------------------------------
-// HChaCha20 + node's ChaCha20-Poly1305
+// node's ChaCha20-Poly1305, and HChaCha20 for XChaCha
 
 /** "expand 32-byte k", the ChaCha constant, as little-endian words. */
 const SIGMA = new Uint32Array([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]);
 
 /** The RFC 8439 key and nonce of an XChaCha20 key and 24-byte nonce. */
 function expand(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array; iv: Uint8Array } {
-  checkSizes(key, nonce);
+  checkSizes(key, nonce, XCHACHA_NONCE_BYTES);
   // Word views of copies: hchacha reads little-endian words (it swaps on big-endian hosts).
   const words = new Uint32Array(8 + 4 + 8);
   const bytes = new Uint8Array(words.buffer);
@@ -58,37 +64,48 @@ function expand(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array; iv: U
   return { subkey, iv };
 }
 
+/** RFC 8439 ChaCha20-Poly1305 from node, under the key and 12-byte nonce `derive` gives (wiped after). */
+function nodeChacha(derive: (key: Uint8Array, nonce: Uint8Array) => { subkey: Uint8Array; iv: Uint8Array }): Cipher {
+  return {
+    seal(key, nonce, associatedData, plaintext, headroom = 0) {
+      const { subkey, iv } = derive(key, nonce);
+      try {
+        const cipher = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES });
+        cipher.setAAD(typeof associatedData === 'string' ? Buffer.from(associatedData) : associatedData, { plaintextLength: plaintext.length });
+        const head = cipher.update(plaintext);
+        const tail = cipher.final();
+        return Buffer.concat([Buffer.alloc(headroom), head, tail, cipher.getAuthTag()]);
+      } finally {
+        if (subkey !== key) subkey.fill(0);
+      }
+    },
+    open(key, nonce, associatedData, sealed) {
+      if (sealed.length < TAG_BYTES) throw new Error('expected a ciphertext with its tag');
+      const { subkey, iv } = derive(key, nonce);
+      try {
+        const decipher = createDecipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES });
+        const length = sealed.length - TAG_BYTES;
+        decipher.setAAD(typeof associatedData === 'string' ? Buffer.from(associatedData) : associatedData, { plaintextLength: length });
+        decipher.setAuthTag(sealed.subarray(length));
+        const head = decipher.update(sealed.subarray(0, length));
+        const tail = decipher.final();
+        return tail.length === 0 ? head : Buffer.concat([head, tail]);
+      } finally {
+        if (subkey !== key) subkey.fill(0);
+      }
+    },
+    wipe() {},
+  };
+}
+
 /** XChaCha20-Poly1305 from HChaCha20 and node's ChaCha20-Poly1305: what runs until libsodium has loaded. */
-export const nodeXchacha: Cipher = {
-  seal(key, nonce, associatedData, plaintext, headroom = 0) {
-    const { subkey, iv } = expand(key, nonce);
-    try {
-      const cipher = createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES });
-      cipher.setAAD(typeof associatedData === 'string' ? Buffer.from(associatedData) : associatedData, { plaintextLength: plaintext.length });
-      const head = cipher.update(plaintext);
-      const tail = cipher.final();
-      return Buffer.concat([Buffer.alloc(headroom), head, tail, cipher.getAuthTag()]);
-    } finally {
-      subkey.fill(0);
-    }
-  },
-  open(key, nonce, associatedData, sealed) {
-    if (sealed.length < XCHACHA_TAG_BYTES) throw new Error('expected a ciphertext with its tag');
-    const { subkey, iv } = expand(key, nonce);
-    try {
-      const decipher = createDecipheriv('chacha20-poly1305', subkey, iv, { authTagLength: XCHACHA_TAG_BYTES });
-      const length = sealed.length - XCHACHA_TAG_BYTES;
-      decipher.setAAD(typeof associatedData === 'string' ? Buffer.from(associatedData) : associatedData, { plaintextLength: length });
-      decipher.setAuthTag(sealed.subarray(length));
-      const head = decipher.update(sealed.subarray(0, length));
-      const tail = decipher.final();
-      return tail.length === 0 ? head : Buffer.concat([head, tail]);
-    } finally {
-      subkey.fill(0);
-    }
-  },
-  wipe() {},
-};
+export const nodeXchacha: Cipher = nodeChacha(expand);
+
+/** RFC 8439 ChaCha20-Poly1305 from node: what runs until libsodium has loaded. */
+export const nodeChacha20: Cipher = nodeChacha((key, nonce) => {
+  checkSizes(key, nonce, CHACHA_NONCE_BYTES);
+  return { subkey: key, iv: nonce };
+});
 
 // ---------------------------------------------------------------------------------------------
 // libsodium
@@ -102,7 +119,13 @@ export interface Sodium {
   _crypto_aead_xchacha20poly1305_ietf_encrypt(...args: number[]): number;
   /** (m, mlen_p, nsec, c, clen lo, clen hi, ad, adlen lo, adlen hi, npub, k): 0 when authentic. */
   _crypto_aead_xchacha20poly1305_ietf_decrypt(...args: number[]): number;
+  /** As the XChaCha pair, with a 12-byte nonce (RFC 8439). */
+  _crypto_aead_chacha20poly1305_ietf_encrypt(...args: number[]): number;
+  _crypto_aead_chacha20poly1305_ietf_decrypt(...args: number[]): number;
 }
+
+/** Which of libsodium's AEADs a cipher runs. */
+export type SodiumAead = 'xchacha20poly1305' | 'chacha20poly1305';
 
 /** The scratch area kept in libsodium's memory: key, nonce, then associated data, input and output. */
 const SCRATCH_BYTES = 16 * 1024;
@@ -114,13 +137,16 @@ const SCRATCH_BYTES = 16 * 1024;
 const WIPE_BYTES = 63;
 const ZERO_KEY = new Uint8Array(KEY_BYTES);
 const textEncoder = new TextEncoder();
-const ZERO_NONCE = new Uint8Array(XCHACHA_NONCE_BYTES);
 const WIPE_INPUT = new Uint8Array(WIPE_BYTES);
 
-/** XChaCha20-Poly1305 from libsodium, working in a scratch area of its memory. */
-export function sodiumXchacha(sodium: Sodium): Cipher {
+/** One of libsodium's AEADs, working in a scratch area of its memory (its own). */
+export function sodiumCipher(sodium: Sodium, aead: SodiumAead): Cipher {
+  const encrypt = aead === 'xchacha20poly1305' ? sodium._crypto_aead_xchacha20poly1305_ietf_encrypt : sodium._crypto_aead_chacha20poly1305_ietf_encrypt;
+  const decrypt = aead === 'xchacha20poly1305' ? sodium._crypto_aead_xchacha20poly1305_ietf_decrypt : sodium._crypto_aead_chacha20poly1305_ietf_decrypt;
+  const nonceBytes = aead === 'xchacha20poly1305' ? XCHACHA_NONCE_BYTES : CHACHA_NONCE_BYTES;
   const scratch = sodium._malloc(SCRATCH_BYTES);
   let wipeSealed: Uint8Array | undefined;
+  const zeroNonce = new Uint8Array(nonceBytes);
   const keyAt = scratch;
   const nonceAt = scratch + KEY_BYTES;
   const dataAt = nonceAt + XCHACHA_NONCE_BYTES;
@@ -154,18 +180,18 @@ export function sodiumXchacha(sodium: Sodium): Cipher {
   };
   return {
     seal(key, nonce, associatedData, plaintext, headroom = 0) {
-      checkSizes(key, nonce);
+      checkSizes(key, nonce, nonceBytes);
       const length = plaintext.length;
-      return withArea(room(associatedData) + 2 * length + XCHACHA_TAG_BYTES, (at) => {
+      return withArea(room(associatedData) + 2 * length + TAG_BYTES, (at) => {
         let inputAt = at;
         try {
           const adLength = load(key, nonce, associatedData, plaintext, at);
           inputAt = at + adLength;
           const outputAt = inputAt + length;
-          const done = sodium._crypto_aead_xchacha20poly1305_ietf_encrypt(outputAt, 0, inputAt, length, 0, at, adLength, 0, 0, nonceAt, keyAt);
+          const done = encrypt(outputAt, 0, inputAt, length, 0, at, adLength, 0, 0, nonceAt, keyAt);
           if (done !== 0) throw new Error('libsodium refused to seal');
-          const sealed = Buffer.allocUnsafe(headroom + length + XCHACHA_TAG_BYTES);
-          sealed.set(sodium.HEAPU8.subarray(outputAt, outputAt + length + XCHACHA_TAG_BYTES), headroom);
+          const sealed = Buffer.allocUnsafe(headroom + length + TAG_BYTES);
+          sealed.set(sodium.HEAPU8.subarray(outputAt, outputAt + length + TAG_BYTES), headroom);
           return sealed;
         } finally {
           sodium.HEAPU8.fill(0, keyAt, keyAt + KEY_BYTES);
@@ -174,16 +200,16 @@ export function sodiumXchacha(sodium: Sodium): Cipher {
       });
     },
     open(key, nonce, associatedData, sealed) {
-      checkSizes(key, nonce);
-      if (sealed.length < XCHACHA_TAG_BYTES) throw new Error('expected a ciphertext with its tag');
-      const length = sealed.length - XCHACHA_TAG_BYTES;
+      checkSizes(key, nonce, nonceBytes);
+      if (sealed.length < TAG_BYTES) throw new Error('expected a ciphertext with its tag');
+      const length = sealed.length - TAG_BYTES;
       return withArea(room(associatedData) + sealed.length + length, (at) => {
         let outputAt = at;
         try {
           const adLength = load(key, nonce, associatedData, sealed, at);
           const inputAt = at + adLength;
           outputAt = inputAt + sealed.length;
-          const done = sodium._crypto_aead_xchacha20poly1305_ietf_decrypt(outputAt, 0, 0, inputAt, sealed.length, 0, at, adLength, 0, nonceAt, keyAt);
+          const done = decrypt(outputAt, 0, 0, inputAt, sealed.length, 0, at, adLength, 0, nonceAt, keyAt);
           if (done !== 0) throw new Error('the sealed value fails authentication');
           return Buffer.from(sodium.HEAPU8.subarray(outputAt, outputAt + length));
         } finally {
@@ -193,19 +219,20 @@ export function sodiumXchacha(sodium: Sodium): Cipher {
       });
     },
     wipe() {
-      wipeSealed ??= this.seal(ZERO_KEY, ZERO_NONCE, ZERO_KEY, WIPE_INPUT);
-      this.open(ZERO_KEY, ZERO_NONCE, ZERO_KEY, wipeSealed);
+      wipeSealed ??= this.seal(ZERO_KEY, zeroNonce, ZERO_KEY, WIPE_INPUT);
+      this.open(ZERO_KEY, zeroNonce, ZERO_KEY, wipeSealed);
     },
   };
 }
 
-let cipher: Cipher = nodeXchacha;
+let xchacha: Cipher = nodeXchacha;
+let chacha: Cipher = nodeChacha20;
 let loading: Promise<void> | undefined;
 
 /**
- * Loads libsodium once per process and switches to it; resolves (never rejects) when done or when
- * it cannot load, in which case node's cipher stays. The first seal or open starts it by itself;
- * benchmarks and tests await it to measure or check libsodium's.
+ * Loads libsodium once per process and switches both AEADs to it; resolves (never rejects) when
+ * done or when it cannot load, in which case node's stay. The first seal or open starts it by
+ * itself; benchmarks and tests await it to measure or check libsodium's.
  */
 export function loadFastCipher(): Promise<void> {
   loading ??= (async () => {
@@ -219,34 +246,38 @@ export function loadFastCipher(): Promise<void> {
         await entry.ready;
         sodium = entry;
       }
-      cipher = sodiumXchacha(sodium);
+      xchacha = sodiumCipher(sodium, 'xchacha20poly1305');
+      chacha = sodiumCipher(sodium, 'chacha20poly1305');
     } catch {
-      // Node's cipher gives the same bytes, only slower.
+      // Node's ciphers give the same bytes, only slower.
     }
   })();
   return loading;
 }
 
 /** Which implementation seals and opens now. */
-export function activeXchacha(): 'libsodium' | 'node' {
-  return cipher === nodeXchacha ? 'node' : 'libsodium';
+export function activeCipher(): 'libsodium' | 'node' {
+  return xchacha === nodeXchacha ? 'node' : 'libsodium';
 }
 
 /**
- * Overwrites what the last seal or open left in libsodium's memory (up to 63 bytes of the last
- * plaintext opened: key material never stays there). The key cache calls it when it forgets keys.
+ * Overwrites what the last seals and opens left in libsodium's memory (up to 63 bytes of the last
+ * plaintext each AEAD opened: key material never stays there). The key cache calls it when it
+ * forgets keys.
  */
-export function wipeXchachaMemory(): void {
-  cipher.wipe();
+export function wipeCipherMemory(): void {
+  xchacha.wipe();
+  chacha.wipe();
 }
 
 /**
- * Encrypts `plaintext`: the ciphertext followed by the tag, after `headroom` bytes left for the
- * caller to fill (an envelope's header), so the result is not copied again.
+ * XChaCha20-Poly1305: encrypts `plaintext` to the ciphertext followed by the tag, after
+ * `headroom` bytes left for the caller to fill (an envelope's header), so the result is not
+ * copied again.
  */
 export function xchachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, plaintext: Uint8Array, headroom = 0): Buffer {
   if (loading === undefined) void loadFastCipher();
-  return cipher.seal(key, nonce, associatedData, plaintext, headroom);
+  return xchacha.seal(key, nonce, associatedData, plaintext, headroom);
 }
 
 /**
@@ -255,5 +286,20 @@ export function xchachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: 
  */
 export function xchachaOpen(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array): Buffer {
   if (loading === undefined) void loadFastCipher();
-  return cipher.open(key, nonce, associatedData, sealed);
+  return xchacha.open(key, nonce, associatedData, sealed);
+}
+
+/** ChaCha20-Poly1305 (RFC 8439, 12-byte nonce): the ciphertext followed by the tag, after `headroom` bytes. */
+export function chachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, plaintext: Uint8Array, headroom = 0): Buffer {
+  if (loading === undefined) void loadFastCipher();
+  return chacha.seal(key, nonce, associatedData, plaintext, headroom);
+}
+
+/**
+ * Decrypts what {@link chachaSeal} sealed.
+ * @throws Error when it fails authentication.
+ */
+export function chachaOpen(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array): Buffer {
+  if (loading === undefined) void loadFastCipher();
+  return chacha.open(key, nonce, associatedData, sealed);
 }
