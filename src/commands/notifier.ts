@@ -27,7 +27,7 @@ import type { Log } from '../api/log.ts';
 import { InvalidArgumentError } from '../errors.ts';
 import { followLog, prepareFollowOptions, rethrowLater } from '../log/follow.ts';
 import type { LogCore } from '../log/log-core.ts';
-import { aggregateMatcher, readEvents } from '../log/read.ts';
+import { aggregateMatcher, readPages } from '../log/read.ts';
 import { NOTIFIER_CONSUMER } from '../log/reactions.ts';
 import { keysOfEvent, liveMaterials } from '../log/reveal.ts';
 import { describe } from '../model/json-pointer.ts';
@@ -536,7 +536,10 @@ class StoredNotifier {
       const head = options.head ?? (await this.#core.storage.head());
       let checkpoint = await this.#load();
       const result: NotifierCatchUpResult & { due?: number } = { from: checkpoint.position + 1, to: checkpoint.position, delivered: 0, failed: 0, deadLettered: 0 };
-      let reader: AsyncIterator<LogEvent> | undefined;
+      // Events come a page at a time (one await per page, not per event); `at` is the next one.
+      let reader: AsyncIterator<LogEvent[]> | undefined;
+      let page: readonly LogEvent[] = [];
+      let at = 0;
       for (;;) {
         try {
           this.#core.assertOpen();
@@ -544,6 +547,8 @@ class StoredNotifier {
             checkpoint = await this.#load();
             await reader?.return?.();
             reader = undefined;
+            page = [];
+            at = 0;
           }
           this.#applyRequests(checkpoint);
           if (this.#applied.length > 0) {
@@ -565,15 +570,21 @@ class StoredNotifier {
             continue;
           }
           if (checkpoint.position < head) {
-            reader ??= readEvents(this.#core, { ...this.#filter, from: checkpoint.position + 1 }, head)[Symbol.asyncIterator]();
-            const next = await reader.next();
-            if (next.done === true) {
-              checkpoint.position = head;
-              checkpoint.dirty = true;
-              reader = undefined;
-              continue;
+            if (at === page.length) {
+              reader ??= readPages(this.#core, { ...this.#filter, from: checkpoint.position + 1 }, head)[Symbol.asyncIterator]();
+              const next = await reader.next();
+              if (next.done === true) {
+                checkpoint.position = head;
+                checkpoint.dirty = true;
+                reader = undefined;
+                page = [];
+                at = 0;
+                continue;
+              }
+              page = next.value;
+              at = 0;
             }
-            const event = next.value;
+            const event = page[at++] as LogEvent;
             if ('action' in event && event.action.aggregate[0].startsWith('$')) {
               // Coherence's own bookkeeping (process states, rejections) is nobody's side effect.
               checkpoint.position = event.seq;
