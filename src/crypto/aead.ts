@@ -233,6 +233,9 @@ let loading: Promise<void> | undefined;
  * Loads libsodium once per process and switches both AEADs to it; resolves (never rejects) when
  * done or when it cannot load, in which case node's stay. The first seal or open starts it by
  * itself; benchmarks and tests await it to measure or check libsodium's.
+ * @example
+ * await loadFastCipher();
+ * activeCipher(); // 'libsodium'
  */
 export function loadFastCipher(): Promise<void> {
   loading ??= (async () => {
@@ -255,7 +258,11 @@ export function loadFastCipher(): Promise<void> {
   return loading;
 }
 
-/** Which implementation seals and opens now. */
+/**
+ * Which implementation seals and opens now.
+ * @example
+ * activeCipher(); // 'node' until libsodium has loaded
+ */
 export function activeCipher(): 'libsodium' | 'node' {
   return xchacha === nodeXchacha ? 'node' : 'libsodium';
 }
@@ -264,6 +271,9 @@ export function activeCipher(): 'libsodium' | 'node' {
  * Overwrites what the last seals and opens left in libsodium's memory (up to 63 bytes of the last
  * plaintext each AEAD opened: key material never stays there). The key cache calls it when it
  * forgets keys.
+ * @example
+ * material.fill(0);
+ * wipeCipherMemory();
  */
 export function wipeCipherMemory(): void {
   xchacha.wipe();
@@ -274,6 +284,8 @@ export function wipeCipherMemory(): void {
  * XChaCha20-Poly1305: encrypts `plaintext` to the ciphertext followed by the tag, after
  * `headroom` bytes left for the caller to fill (an envelope's header), so the result is not
  * copied again.
+ * @example
+ * const envelope = xchachaSeal(key, nonce, 'coherence/value/v1\u0000...', plaintext, 25); // 25 bytes of header first
  */
 export function xchachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, plaintext: Uint8Array, headroom = 0): Buffer {
   if (loading === undefined) void loadFastCipher();
@@ -283,13 +295,19 @@ export function xchachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: 
 /**
  * Decrypts what {@link xchachaSeal} sealed.
  * @throws Error when it fails authentication (the caller says what was tampered with).
+ * @example
+ * const plaintext = xchachaOpen(key, nonce, associatedData, envelope.subarray(25));
  */
 export function xchachaOpen(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array): Buffer {
   if (loading === undefined) void loadFastCipher();
   return xchacha.open(key, nonce, associatedData, sealed);
 }
 
-/** ChaCha20-Poly1305 (RFC 8439, 12-byte nonce): the ciphertext followed by the tag, after `headroom` bytes. */
+/**
+ * ChaCha20-Poly1305 (RFC 8439, 12-byte nonce): the ciphertext followed by the tag, after `headroom` bytes.
+ * @example
+ * const sealed = chachaSeal(recordKey, new Uint8Array(12), associatedData, plaintext);
+ */
 export function chachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, plaintext: Uint8Array, headroom = 0): Buffer {
   if (loading === undefined) void loadFastCipher();
   return chacha.seal(key, nonce, associatedData, plaintext, headroom);
@@ -298,6 +316,8 @@ export function chachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: A
 /**
  * Decrypts what {@link chachaSeal} sealed.
  * @throws Error when it fails authentication.
+ * @example
+ * const plaintext = chachaOpen(recordKey, new Uint8Array(12), associatedData, sealed);
  */
 export function chachaOpen(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array): Buffer {
   if (loading === undefined) void loadFastCipher();

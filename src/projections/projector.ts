@@ -37,7 +37,11 @@ export interface BatchLimits {
   states: number;
 }
 
-/** The limits every projection uses; tests pass smaller ones to {@link openProjection}. */
+/**
+ * The limits every projection uses; tests pass smaller ones to {@link openProjection}.
+ * @example
+ * openProjection(core, 'counts', options, { ...CATCH_UP_LIMITS, events: 5_000 });
+ */
 export const CATCH_UP_LIMITS: Readonly<BatchLimits> = { events: 250_000, states: 25_000 };
 /** Events folded between two reads of the states they need (one engine call per chunk). */
 const CHUNK_EVENTS = 256;
