@@ -37,3 +37,13 @@ describe('autoExpire', () => {
     expect(Date.now() - readyAt).toBeLessThan(5000);
   });
 });
+
+describe('a second log of one process on a store', () => {
+  it('opens while the first has a transaction in flight, instead of hanging the process', async () => {
+    const child = spawnChild('open-while-writing.ts', [tempDir()]);
+    const exit = await Promise.race([child.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+    if (exit === 'still running') child.process.kill('SIGKILL');
+    expect(exit).toBe(0);
+    expect(await child.line('opened ')).toBe('opened 20');
+  });
+});

@@ -42,6 +42,8 @@ export function lmdbEngine(path: string): StorageEngine {
     kind: 'lmdb',
     async open() {
       mkdirSync(path, { recursive: true });
+      // Another connection of this process may be writing to the store: open between its transactions.
+      await idle(realpathSync(path));
       return new LmdbStorage(path, openStore(path));
     },
   };
@@ -70,6 +72,24 @@ interface Tail {
 
 /** Asynchronous transactions in flight, by store directory, in this process. */
 const inFlight = new Map<string, number>();
+/** Who waits for a directory to have no asynchronous transaction in flight. */
+const idleWaiters = new Map<string, (() => void)[]>();
+
+/**
+ * Resolves at a moment when this process has no asynchronous transaction in flight on
+ * `directory`, so that what follows synchronously may begin a write transaction there: opening
+ * a store does (lmdb-js opens its databases in one), and lmdb-js's write thread, holding the
+ * write lock for a transaction in flight, waits for this very thread to run its callbacks.
+ */
+async function idle(directory: string): Promise<void> {
+  while ((inFlight.get(directory) ?? 0) > 0) {
+    await new Promise<void>((resolve) => {
+      const waiting = idleWaiters.get(directory);
+      if (waiting === undefined) idleWaiters.set(directory, [resolve]);
+      else waiting.push(resolve);
+    });
+  }
+}
 
 interface QueuedWrite {
   run(store: Store): unknown;
@@ -312,8 +332,14 @@ class LmdbStorage implements Storage {
     inFlight.set(this.#directory, (inFlight.get(this.#directory) ?? 0) + 1);
     return store.root.transaction(work).finally(() => {
       const left = (inFlight.get(this.#directory) ?? 1) - 1;
-      if (left === 0) inFlight.delete(this.#directory);
-      else inFlight.set(this.#directory, left);
+      if (left > 0) {
+        inFlight.set(this.#directory, left);
+        return;
+      }
+      inFlight.delete(this.#directory);
+      const waiting = idleWaiters.get(this.#directory);
+      idleWaiters.delete(this.#directory);
+      for (const resolve of waiting ?? []) resolve();
     });
   }
 
@@ -480,6 +506,7 @@ class LmdbStorage implements Storage {
         await compactStore(store, this.location, onProgress);
       } finally {
         // Whether or not the copy went through, this connection carries on with the store on disk.
+        await idle(this.#directory);
         this.#store = openStore(this.location);
         this.#compaction = undefined;
       }
