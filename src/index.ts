@@ -20,7 +20,7 @@ export { createProcessManager } from './commands/process-manager.ts';
 export type { ProcessCatchUpResult, ProcessCommand, ProcessManager, ProcessManagerOptions, Reaction, Rejection } from './commands/process-manager.ts';
 export { createNotifier } from './commands/notifier.ts';
 export type { DeadLetter, DeliveryContext, Notifier, NotifierCatchUpResult, NotifierOptions } from './commands/notifier.ts';
-export { isActionEvent } from './model/types.ts';
+export { isActionEvent } from './model/validate.ts';
 export type {
   Action,
   ActionEvent,

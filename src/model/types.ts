@@ -1,5 +1,4 @@
 import type { Operation } from 'fast-json-patch';
-import { atBoundary } from './validate.ts';
 
 export type { Operation };
 
@@ -56,7 +55,7 @@ export interface EffectEvent {
   effect: Effect;
 }
 
-/** Any stored event. Tell them apart with {@link isActionEvent} or `'action' in event`. */
+/** Any stored event. Tell them apart with `isActionEvent` or `'action' in event`. */
 export type LogEvent = ActionEvent | EffectEvent;
 
 /** An action to append. */
@@ -144,14 +143,3 @@ export interface ReadOptions {
 
 /** Outcome of `verify`. */
 export type VerifyResult = { ok: true; events: number } | { ok: false; seq: number; reason: string };
-
-/**
- * Tells an action from an effect.
- * @throws InvalidArgumentError when `event` is not an object that can be read.
- *
- * @example
- * for await (const e of log.read()) if (isActionEvent(e)) console.log(e.action.aggregate);
- */
-export function isActionEvent(event: LogEvent): event is ActionEvent {
-  return atBoundary('event', () => 'action' in event);
-}

@@ -4,7 +4,7 @@
  */
 import { CoherenceError, InvalidArgumentError, InvalidEventError, ProjectionError } from '../errors.ts';
 import { describe, parsePointer, pointerProblem } from './json-pointer.ts';
-import type { Identity, MergeMode, Operation } from './types.ts';
+import type { ActionEvent, Identity, LogEvent, MergeMode, Operation } from './types.ts';
 
 /** A validated action, normalised into fresh objects that share nothing mutable with the caller. */
 export interface PreparedAction {
@@ -701,3 +701,14 @@ export function prepareCallback<F extends (...args: never[]) => unknown>(options
 }
 
 export { identityKey, isPlainObject };
+
+/**
+ * Tells an action from an effect.
+ * @throws InvalidArgumentError when `event` is not an object that can be read.
+ *
+ * @example
+ * for await (const e of log.read()) if (isActionEvent(e)) console.log(e.action.aggregate);
+ */
+export function isActionEvent(event: LogEvent): event is ActionEvent {
+  return atBoundary('event', () => 'action' in event);
+}
