@@ -17,7 +17,7 @@ import { decodeKeyRecord, isLive } from '../src/crypto/key-record.ts';
 import { deriveKek, unwrapKey } from '../src/crypto/key-wrap.ts';
 import { openValue } from '../src/crypto/envelope.ts';
 import { decodeBody, encryptionKeysOf, type ActionBody } from '../src/log/record.ts';
-import { activeCipher, loadFastCipher, xchachaOpen, xchachaSeal } from '../src/crypto/aead.ts';
+import { loadFastCipher, xchachaOpen, xchachaSeal } from '../src/crypto/aead.ts';
 import {
   assertOk, buildStore, closeRawStore, emit, fixedClock, makeTempDir, note, now, openRawStore, printSummary, removeAllDirs, removeDir, round, text, WORDS,
   type Bench, type BenchContext, type BuiltStore,
@@ -39,11 +39,6 @@ export function masterKey(): Uint8Array {
 export async function openKeyedLog(path: string): Promise<Log> {
   await loadFastCipher();
   return openLog({ path, masterKey: masterKey(), clock: fixedClock });
-}
-
-/** Which XChaCha20-Poly1305 ran, for the benchmarks' lines. */
-export function cipherName(): string {
-  return activeCipher();
 }
 
 // ---------------------------------------------------------------------------------------------
