@@ -42,9 +42,10 @@ export function lmdbEngine(path: string): StorageEngine {
     kind: 'lmdb',
     async open() {
       mkdirSync(path, { recursive: true });
+      const directory = realpathSync(path);
       // Another connection of this process may be writing to the store: open between its transactions.
-      await idle(realpathSync(path));
-      return new LmdbStorage(path, openStore(path));
+      await idle(directory);
+      return new LmdbStorage(path, directory, openStore(path));
     },
   };
 }
@@ -213,9 +214,10 @@ class LmdbStorage implements Storage {
   /** The store directory's real path: one lmdb-js environment per directory in a process. */
   readonly #directory: string;
 
-  constructor(path: string, store: Store) {
+  /** `directory` is the real path of `path`, resolved once by `open`. */
+  constructor(path: string, directory: string, store: Store) {
     this.location = path;
-    this.#directory = realpathSync(path);
+    this.#directory = directory;
     this.#store = store;
   }
 
