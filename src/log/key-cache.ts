@@ -18,9 +18,17 @@ export interface SeenRecord {
   readonly record: KeyRecord;
 }
 
+interface Cached {
+  wrapped: Buffer;
+  key: Uint8Array;
+  seen?: SeenRecord;
+  /** The store's newest effect when `seen` was read there (see Storage.lastEffect). */
+  readAfterEffect?: number | undefined;
+}
+
 export class KeyCache {
   readonly #kek: Uint8Array | undefined;
-  readonly #keys = new Map<string, { wrapped: Buffer; key: Uint8Array; seen?: SeenRecord }>();
+  readonly #keys = new Map<string, Cached>();
 
   constructor(kek: Uint8Array | undefined) {
     this.#kek = kek;
@@ -50,9 +58,22 @@ export class KeyCache {
    * Notes the stored record the material of `key` came from (after {@link KeyCache.material} for
    * it), for {@link KeyCache.known}.
    */
-  saw(key: Identity, stored: Uint8Array, record: KeyRecord): void {
+  saw(key: Identity, stored: Uint8Array, record: KeyRecord, lastEffect?: number): void {
     const cached = this.#keys.get(identityKey(key));
-    if (cached !== undefined && record.wrapped !== null && cached.wrapped.equals(record.wrapped)) cached.seen = { stored, record };
+    if (cached === undefined || record.wrapped === null || !cached.wrapped.equals(record.wrapped)) return;
+    cached.seen = { stored, record };
+    cached.readAfterEffect = lastEffect;
+  }
+
+  /**
+   * The record of `key` and its material, when its record was read from the store after the
+   * store's newest effect was `lastEffect` (noted by {@link KeyCache.saw}): while no effect has
+   * been written since, that record is still the stored one, so a reader need not read it again.
+   */
+  unchangedSince(key: Identity, lastEffect: number): { record: KeyRecord; material: Uint8Array } | undefined {
+    const cached = this.#keys.get(identityKey(key));
+    if (cached?.seen === undefined || cached.readAfterEffect !== lastEffect) return undefined;
+    return { record: cached.seen.record, material: cached.key };
   }
 
   /**

@@ -40,24 +40,37 @@ function keysOf(bodies: readonly Body[]): Identity[] {
 
 /**
  * The material of each of `keys` that can decrypt now (undefined for one that is gone, destroyed
- * or past its expiry), read from the store in one call: a shred that has returned is seen here.
+ * or past its expiry), as the store holds them now: a shred that has returned is seen here. The
+ * store's newest effect is read first; a record this process read after that same effect is
+ * still the stored one (a destroy is written with its effect), so only the others are read.
  * @throws MissingMasterKeyError without a master key, when one of them is live.
  */
 export async function liveMaterials(context: RevealContext, keys: readonly Identity[]): Promise<Map<string, Uint8Array | undefined>> {
-  const records = await context.storage.keyRecords(keys);
-  const now = context.now();
+  const lastEffect = await context.storage.lastEffect();
   const material = new Map<string, Uint8Array | undefined>();
-  keys.forEach((key, i) => {
+  const unread: Identity[] = [];
+  const now = context.now();
+  for (const key of keys) {
+    const held = context.keys.unchangedSince(key, lastEffect);
+    if (held === undefined) unread.push(key);
+    else if (isLive(held.record, now)) material.set(identityKey(key), held.material);
+    else gone(context, key, material);
+  }
+  if (unread.length === 0) return material;
+  const records = await context.storage.keyRecords(unread);
+  unread.forEach((key, i) => {
     const stored = records[i];
     const record = stored === undefined ? undefined : decodeKeyRecord(stored);
-    if (record === undefined || !isLive(record, now)) {
-      context.keys.forget(key);
-      material.set(identityKey(key), undefined);
-    } else {
-      material.set(identityKey(key), context.keys.material(key, record.wrapped as Uint8Array));
-    }
+    if (record === undefined || !isLive(record, now)) return gone(context, key, material);
+    material.set(identityKey(key), context.keys.material(key, record.wrapped as Uint8Array));
+    context.keys.saw(key, stored as Uint8Array, record, lastEffect);
   });
   return material;
+}
+
+function gone(context: RevealContext, key: Identity, material: Map<string, Uint8Array | undefined>): void {
+  context.keys.forget(key);
+  material.set(identityKey(key), undefined);
 }
 
 /** The keys each revealed event was decrypted with, for what is folded from it (sealed states). */

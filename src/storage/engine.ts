@@ -193,6 +193,13 @@ export interface Storage {
 
   /** The records of `keys`, as they are now (another connection's shred is seen once it returned). */
   keyRecords(keys: readonly Identity[]): Promise<(Uint8Array | undefined)[]>;
+  /**
+   * The seq of the newest effect, 0 when there is none, from the latest commit of any connection.
+   * A key record is written when the key is created and when it is destroyed, and a destroy is
+   * written in the transaction of its effect: so a live record read after this value was read
+   * is still the stored one for as long as this value stays the same.
+   */
+  lastEffect(): Promise<number>;
   /** Every key record, by kind then id. */
   allKeys(): AsyncIterable<{ key: Identity; record: Uint8Array }>;
   /** Live keys with an expiry at or before `at`, soonest first; with `at` undefined, only the soonest one. */

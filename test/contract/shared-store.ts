@@ -103,6 +103,24 @@ export function sharedStore(engine: TestEngine): void {
       expect(await reopened.verify()).toEqual({ ok: true, events: 4 });
     });
 
+    it('redacts, in the next read of a log that has just decrypted them, the values whose key another log shredded', async () => {
+      const masterKey = newMasterKey();
+      const { log: reader, reopen } = await engine.tempLog({ masterKey, clock });
+      await appendOk(reader, [encrypted(alice, aliceKey, 'alice@example.com'), encrypted(bob, bobKey, 'bob@example.com')]);
+      const emails = async () => (await allEvents(reader)).filter((event) => 'action' in event).map((event) => patchOf(event)[0]?.value);
+      expect(await emails()).toEqual(['alice@example.com', 'bob@example.com']);
+
+      const keystore = await reopen({ masterKey, clock });
+      await keystore.keys.shred(aliceKey);
+      expect(await emails()).toEqual([null, 'bob@example.com']);
+      expect(patchOf(await reader.get(1))[0]?.value).toBeNull();
+      expect(await reader.state(alice)).toEqual({ state: { email: null }, head: 3 });
+      expect(await reader.state(bob)).toEqual({ state: { email: 'bob@example.com' }, head: 3 });
+
+      await keystore.keys.shred(bobKey);
+      expect(patchOf(await reader.get(2))[0]?.value).toBeNull();
+    });
+
     it('hands a projection of one log, at its next catch-up, the shred made through another log', async () => {
       const { log, reopen, masterKey, customers } = await customersCaughtUp();
       expect(await customers.get(alice)).toEqual({ email: 'alice@example.com' });

@@ -412,6 +412,12 @@ class LmdbStorage implements Storage {
     return keys.map((key) => store.keys.get([key[0], key[1]]));
   }
 
+  async lastEffect(): Promise<number> {
+    const store = await this.#fresh();
+    for (const seq of store.effects.getKeys({ reverse: true, limit: 1 })) return seq;
+    return 0;
+  }
+
   async *allKeys(): AsyncIterable<{ key: Identity; record: Uint8Array }> {
     const store = await this.#fresh();
     for (const { key, value } of store.keys.getRange()) {

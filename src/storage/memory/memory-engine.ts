@@ -44,6 +44,8 @@ class MemoryStore {
   readonly effectsByAggregate = new Map<string, number[]>();
   readonly byTrigger = new Map<string, Link[]>();
   readonly affected = new Map<number, readonly Identity[]>();
+  /** The seq of the newest effect, 0 before the first. */
+  lastEffect = 0;
   readonly aggregates = new Map<string, Identity>();
   readonly keys = new Map<string, { key: Identity; record: Uint8Array; expiresAt: number | null }>();
   readonly meta = new Map<string, Uint8Array>();
@@ -171,6 +173,7 @@ function writeEvents(store: MemoryStore, rows: readonly EventRow[]): void {
       for (const trigger of row.triggers) push(store.byTrigger, identityKey(trigger), { seq: row.seq, aggregate: copyIdentity(row.aggregate) });
     } else {
       store.affected.set(row.seq, row.affected.map(copyIdentity));
+      store.lastEffect = row.seq;
       for (const aggregate of row.affected) {
         push(store.effectsByAggregate, identityKey(aggregate), row.seq);
         store.snapshots.get(identityKey(aggregate))?.value.fill(0);
@@ -300,6 +303,10 @@ class MemoryStorage implements Storage {
       stored[name] = copy(meta.get(name) as Uint8Array);
     }
     return stored;
+  }
+
+  async lastEffect(): Promise<number> {
+    return this.#open().lastEffect;
   }
 
   async keyRecords(keys: readonly Identity[]): Promise<(Uint8Array | undefined)[]> {

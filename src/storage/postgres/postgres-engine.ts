@@ -249,6 +249,11 @@ class PostgresStorage implements Storage {
     return wanted.map((key) => found.get(key.toString('latin1')));
   }
 
+  async lastEffect(): Promise<number> {
+    const [row] = await this.#query(`SELECT max(seq) AS seq FROM ${this.#s}.effects`);
+    return row?.seq === null || row?.seq === undefined ? 0 : toNumber(row.seq);
+  }
+
   async *allKeys(): AsyncIterable<{ key: Identity; record: Uint8Array }> {
     for await (const row of this.#walk(`SELECT key AS k, record FROM ${this.#s}.keys WHERE key > $1 ORDER BY key LIMIT ${PAGE}`, [])) {
       yield { key: identityOf(row.k as Buffer), record: row.record as Buffer };
