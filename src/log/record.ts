@@ -15,6 +15,7 @@
  * key has null in that place. Events without extras have exactly the bytes 0.1.0 wrote.
  */
 import { hash } from 'node:crypto';
+import { RESERVE_START_SPACE } from 'msgpackr';
 import { CorruptLogError } from '../errors.ts';
 import { packr } from '../model/msgpack.ts';
 import type { ActionEvent, Identity, LogEvent, Operation } from '../model/types.ts';
@@ -84,12 +85,14 @@ export function extrasOf(body: Body): Extras {
   return (body[0] === 0 ? body[9] : body[5]) ?? {};
 }
 
-/** Encodes a body; the hash is filled in by {@link sealRecord} once the previous hash is known. */
+/**
+ * Encodes a body; the hash is filled in by {@link sealRecord} once the previous hash is known.
+ * msgpackr packs it after room left for the header, so the record is never copied (it is a view
+ * of msgpackr's buffer, which later packs never write over).
+ */
 export function encodeBody(body: Body): Buffer {
-  const packed = packr.pack(body);
-  const record = Buffer.allocUnsafe(HEADER_BYTES + packed.length);
+  const record = packr.pack(body, RESERVE_START_SPACE | HEADER_BYTES);
   record[0] = RECORD_FORMAT;
-  packed.copy(record, HEADER_BYTES);
   return record;
 }
 
