@@ -329,7 +329,8 @@ export async function append(core: LogCore, events: unknown, options: unknown, r
     core.assertOpen();
     const request = writeRequest(batch, appendOptions.base, { conflictRecords: appendOptions.merge === 'disjoint-paths', keys: keyIds });
     if (appendOptions.idempotencyKey !== undefined) request.idempotencyKey = appendOptions.idempotencyKey;
-    return core.storage.write(request, (view) => decideAppend(view, batch, appendOptions, batchKeys, core.settings.schemas, encode));
+    const written = core.storage.write(request, (view) => decideAppend(view, batch, appendOptions, batchKeys, core.settings.schemas, encode));
+    return batchKeys === undefined ? written : written.then((decided) => (batchKeys.committed(), decided));
   };
   // The append keeps its place among this log's appends (see LogCore.inTurn).
   const decided = await core.inTurn(keys, write);

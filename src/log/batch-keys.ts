@@ -24,6 +24,11 @@ export interface BatchKeys {
    * @throws KeyDestroyedError when one was destroyed meanwhile.
    */
   recheck(view: WriteView): { material: ReadonlyMap<string, { key: Uint8Array }>; rows: readonly KeyRow[] } | undefined;
+  /**
+   * Once the write that called `recheck` has committed: notes in the cache the records it read
+   * there, with the newest effect then, so the next append need not read them (see KeyCache.saw).
+   */
+  committed(): void;
   /** The records of the keys drawn for this batch, to store with it. */
   readonly rows: readonly KeyRow[];
 }
@@ -32,10 +37,13 @@ interface Prepared {
   key: Identity;
   material: Uint8Array;
   wrapped: Uint8Array;
-  /** The record as read before the write (none for a key drawn for this batch). */
+  /** The record as read before the write (none for a key drawn for this batch), and decoded. */
   stored: Uint8Array | undefined;
+  record?: KeyRecord | undefined;
   /** The record to store when the key was drawn for this batch. */
   fresh: KeyRecord | undefined;
+  /** The store's newest effect when `stored` was read, where known. */
+  readAfterEffect?: number | undefined;
 }
 
 /**
@@ -53,14 +61,16 @@ export async function prepareBatchKeys(storage: Storage, cache: KeyCache, keys: 
   let next = 0;
   const prepared: Prepared[] = keys.map((key, i) => {
     const seen = known[i];
-    if (seen !== undefined) return { key, material: seen.material, wrapped: usableWrapped(key, seen.record, now), stored: seen.stored, fresh: undefined };
+    if (seen !== undefined) {
+      return { key, material: seen.material, wrapped: usableWrapped(key, seen.record, now), stored: seen.stored, record: seen.record, fresh: undefined, readAfterEffect: seen.readAfterEffect };
+    }
     const stored = read[next++];
     if (stored !== undefined) {
       const record = decodeKeyRecord(stored);
       const wrapped = usableWrapped(key, record, now);
       const material = cache.material(key, wrapped);
       cache.saw(key, stored, record);
-      return { key, material, wrapped, stored, fresh: undefined };
+      return { key, material, wrapped, stored, record, fresh: undefined };
     }
     const material = newDataKey();
     const wrapped = wrapKey(kek, key, material);
@@ -69,15 +79,27 @@ export async function prepareBatchKeys(storage: Storage, cache: KeyCache, keys: 
   const rowsOf = (drawn: readonly Prepared[]): KeyRow[] =>
     drawn.flatMap(({ key, fresh }) => (fresh === undefined ? [] : [{ key, record: encodeKeyRecord(fresh), expiresAt: fresh.expiresAt, indexedExpiresAt: null }]));
   const materialOf = (keys: readonly Prepared[]) => new Map(keys.map((p) => [identityKey(p.key), { key: p.material }]));
+  // What the last recheck read, for `committed`: records are noted with the newest effect only
+  // once the transaction they were read in has committed.
+  let inWrite: { lastEffect: number; records: { key: Identity; stored: Uint8Array; record: KeyRecord }[] } | undefined;
   return {
     material: materialOf(prepared),
     created: prepared.some((p) => p.fresh !== undefined),
     recheck: (view) => {
       let changed = false;
+      const lastEffect = view.lastEffect();
+      inWrite = { lastEffect, records: [] };
+      const records = inWrite.records;
       const now_ = prepared.map((p): Prepared => {
+        // Read after the newest effect there is: a destroy would have come with one, so the
+        // record is still the stored one (and the same `now` decided on it).
+        if (p.stored !== undefined && p.readAfterEffect === lastEffect) return p;
         const stored = view.key(p.key);
-        // The very record read before (and the same `now`): nothing to decode or decide again.
-        if (stored !== undefined && p.stored !== undefined && Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(p.stored)) return p;
+        // The very record read before (and the same `now`): nothing to decide again.
+        if (stored !== undefined && p.stored !== undefined && Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(p.stored)) {
+          records.push({ key: p.key, stored: p.stored, record: p.record ?? decodeKeyRecord(p.stored) });
+          return p;
+        }
         const record = stored === undefined ? undefined : decodeKeyRecord(stored);
         if (p.fresh === undefined) {
           let wrapped: Uint8Array;
@@ -89,6 +111,7 @@ export async function prepareBatchKeys(storage: Storage, cache: KeyCache, keys: 
           }
           if (!Buffer.from(wrapped).equals(p.wrapped)) throw new KeyDestroyedError(`key ${JSON.stringify(p.key)} changed while the append was prepared`);
           cache.saw(p.key, stored as Uint8Array, record as KeyRecord);
+          records.push({ key: p.key, stored: stored as Uint8Array, record: record as KeyRecord });
           return p;
         }
         if (record === undefined) return p;
@@ -98,6 +121,11 @@ export async function prepareBatchKeys(storage: Storage, cache: KeyCache, keys: 
         return { key: p.key, material: cache.material(p.key, wrapped), wrapped, stored, fresh: undefined };
       });
       return changed ? { material: materialOf(now_), rows: rowsOf(now_) } : undefined;
+    },
+    committed: () => {
+      if (inWrite === undefined) return;
+      for (const { key, stored, record } of inWrite.records) cache.saw(key, stored, record, inWrite.lastEffect);
+      inWrite = undefined;
     },
     rows: rowsOf(prepared),
   };

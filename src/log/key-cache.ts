@@ -80,9 +80,9 @@ export class KeyCache {
    * The record of `key` this process saw last, with its material, without reading the store; to
    * be checked against the store before it is relied on. Undefined when it holds no material.
    */
-  known(key: Identity): (SeenRecord & { material: Uint8Array }) | undefined {
+  known(key: Identity): (SeenRecord & { material: Uint8Array; readAfterEffect: number | undefined }) | undefined {
     const cached = this.#keys.get(identityKey(key));
-    return cached?.seen === undefined ? undefined : { ...cached.seen, material: cached.key };
+    return cached?.seen === undefined ? undefined : { stored: cached.seen.stored, record: cached.seen.record, material: cached.key, readAfterEffect: cached.readAfterEffect };
   }
 
   /**

@@ -86,6 +86,11 @@ export interface WriteView {
   linked(trigger: Identity): readonly Identity[];
   /** The stored record of a requested key. */
   key(key: Identity): Uint8Array | undefined;
+  /**
+   * The seq of the newest effect, 0 when there is none (see {@link Storage.lastEffect}), for a
+   * request with keys.
+   */
+  lastEffect(): number;
   /** The seqs the requested idempotency key wrote, when it was seen before. */
   readonly idempotent: IdempotentBatch | undefined;
 }

@@ -243,6 +243,22 @@ export function keyRing(engine: TestEngine): void {
       }
     });
 
+    it('refuses, writing nothing, an append under a key this log has appended under again and again, once another log shredded it', async () => {
+      const { log, reopen } = await keyedLog(engine);
+      for (let i = 0; i < 3; i++) await appendOk(log, [encrypted(alice, aliceKey, `alice-${i}@example.com`)]);
+      const other = await reopen();
+      await other.keys.shred(bobKey);
+      await appendOk(log, [encrypted(alice, aliceKey, 'alice-3@example.com')]);
+      await other.keys.shred(aliceKey);
+      // Looked at through the other log: a read through this one would see the shred itself.
+      const before = await storeSnapshot(other);
+      for (const events of [[encrypted(alice, aliceKey, 'alice-again@example.com')], [encrypted(['customer', 'dave'], ['user', 'dave'], 'dave@example.com'), encrypted(alice, aliceKey, 'alice-again@example.com')]]) {
+        expect(await rejection(log.append(events, { base: 6 }))).toBeInstanceOf(KeyDestroyedError);
+        expect(await storeSnapshot(other)).toEqual(before);
+      }
+      await other.close();
+    });
+
     it('records a key that never existed as destroyed, so that it can never be created', async () => {
       const { log, clock } = await keyedLog(engine);
       const effect = await log.keys.shred(aliceKey, { reason: 'never again' });

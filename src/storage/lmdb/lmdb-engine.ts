@@ -144,6 +144,10 @@ class LmdbView implements WriteView {
     return this.#store.keys.get([key[0], key[1]]);
   }
 
+  lastEffect(): number {
+    return lastEffect(this.#store);
+  }
+
   get idempotent(): IdempotentBatch | undefined {
     const key = this.#request.idempotencyKey;
     if (key === undefined) return undefined;
@@ -152,6 +156,12 @@ class LmdbView implements WriteView {
     const [first, last] = packr.unpack(stored) as [number, number];
     return { first, last };
   }
+}
+
+/** The seq of the newest effect, 0 when there is none. */
+function lastEffect(store: Store): number {
+  for (const seq of store.effects.getKeys({ reverse: true, limit: 1 })) return seq;
+  return 0;
 }
 
 /** Every aggregate with an action linked to `trigger` before `seq`, each once, in first-link order. */
@@ -413,9 +423,7 @@ class LmdbStorage implements Storage {
   }
 
   async lastEffect(): Promise<number> {
-    const store = await this.#fresh();
-    for (const seq of store.effects.getKeys({ reverse: true, limit: 1 })) return seq;
-    return 0;
+    return lastEffect(await this.#fresh());
   }
 
   async *allKeys(): AsyncIterable<{ key: Identity; record: Uint8Array }> {

@@ -157,6 +157,10 @@ class MemoryView implements WriteView {
     const stored = this.#store.keys.get(identityKey(key));
     return stored === undefined ? undefined : copy(stored.record);
   }
+
+  lastEffect(): number {
+    return this.#store.lastEffect;
+  }
 }
 
 function writeEvents(store: MemoryStore, rows: readonly EventRow[]): void {

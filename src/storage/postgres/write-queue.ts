@@ -71,6 +71,8 @@ class GroupState {
   readonly idempotency = new Map<string, IdempotentBatch>();
   readonly records = new Map<number, Buffer>();
   readonly rows = new Rows();
+  /** The newest effect's seq, read for a group whose writes want keys (undefined otherwise). */
+  lastEffect: number | undefined;
 
   /** Bytes of the records the group has decided so far. */
   bytes = 0;
@@ -83,13 +85,14 @@ class GroupState {
   /** Takes in the rows of the view query (see GroupSql.begin). */
   load(rows: readonly Row[]): void {
     for (const row of rows) {
-      const key = keyOf(row.a as Buffer);
+      const key = row.a === null ? '' : keyOf(row.a as Buffer);
       switch (row.t as number) {
         case 0: pushTo(this.actions, key, toNumber(row.seq)); break;
         case 1: pushTo(this.effects, key, toNumber(row.seq)); break;
         case 2: pushTo(this.links, key, { seq: toNumber(row.seq), aggregate: identityOf(row.b as Buffer) }); break;
         case 3: this.keys.set(key, row.b as Buffer); break;
         case 4: this.idempotency.set(key, { first: toNumber(row.seq), last: toNumber(row.last) }); break;
+        case 5: this.lastEffect = toNumber(row.seq); break;
       }
     }
   }
@@ -116,6 +119,10 @@ class GroupState {
         return [...seen.values()];
       },
       key: (key) => this.keys.get(keyOf(identityBytes(key))),
+      lastEffect() {
+        if (state.lastEffect === undefined) throw new Error('postgres engine: the newest effect is read only for writes that want keys');
+        return state.lastEffect;
+      },
     };
   }
 
@@ -166,6 +173,7 @@ class GroupState {
       }
     } else {
       rows.events.aggregate.push(null);
+      if (this.lastEffect !== undefined) this.lastEffect = row.seq;
       rows.effects.seq.push(row.seq);
       rows.effects.affected.push(packr.pack(row.affected));
       for (const affected of row.affected) {
@@ -224,7 +232,7 @@ class GroupSql {
    * BEGIN, the lock, then the head and the view, each a statement of its own after the lock, so
    * their snapshots hold every commit of the writer before. View rows: t 0 an action, 1 an effect
    * on a wanted aggregate after the base, 2 a wanted trigger's link, 3 a key record, 4 an
-   * idempotency key.
+   * idempotency key, 5 the newest effect's seq (when keys are wanted).
    */
   begin(view: Wanted): string {
     const s = this.#s;
@@ -242,7 +250,12 @@ class GroupSql {
       );
     }
     if (view.triggers.size > 0) selects.push(`SELECT 2 AS t, trigger AS a, seq, aggregate AS b, NULL::bigint AS last FROM ${s}.triggers WHERE trigger = ANY(${byteaArray([...view.triggers.values()])})`);
-    if (view.keys.size > 0) selects.push(`SELECT 3 AS t, key AS a, NULL::bigint AS seq, record AS b, NULL::bigint AS last FROM ${s}.keys WHERE key = ANY(${byteaArray([...view.keys.values()])})`);
+    if (view.keys.size > 0) {
+      selects.push(
+        `SELECT 3 AS t, key AS a, NULL::bigint AS seq, record AS b, NULL::bigint AS last FROM ${s}.keys WHERE key = ANY(${byteaArray([...view.keys.values()])})`,
+        `SELECT 5 AS t, NULL::bytea AS a, coalesce(max(seq), 0) AS seq, NULL::bytea AS b, NULL::bigint AS last FROM ${s}.effects`,
+      );
+    }
     if (view.idempotency.size > 0) selects.push(`SELECT 4 AS t, key AS a, first AS seq, NULL::bytea AS b, last FROM ${s}.idempotency WHERE key = ANY(${byteaArray([...view.idempotency.values()])})`);
     if (selects.length > 0) parts.push(`SELECT * FROM (${selects.join(' UNION ALL ')}) AS v ORDER BY t, seq`);
     return parts.join('; ');
