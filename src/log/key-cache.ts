@@ -66,12 +66,13 @@ export class KeyCache {
   }
 
   /**
-   * The record of `key` and its material, when its record was read from the store after the
-   * store's newest effect was `lastEffect` (noted by {@link KeyCache.saw}): while no effect has
-   * been written since, that record is still the stored one, so a reader need not read it again.
+   * The record of the key whose identity key is `id`, and its material, when it was read from the
+   * store after the store's newest effect was `lastEffect` (noted by {@link KeyCache.saw}): while
+   * no effect has been written since, that record is still the stored one, so a reader need not
+   * read it again.
    */
-  unchangedSince(key: Identity, lastEffect: number): { record: KeyRecord; material: Uint8Array } | undefined {
-    const cached = this.#keys.get(identityKey(key));
+  unchangedSince(id: string, lastEffect: number): { record: KeyRecord; material: Uint8Array } | undefined {
+    const cached = this.#keys.get(id);
     if (cached?.seen === undefined || cached.readAfterEffect !== lastEffect) return undefined;
     return { record: cached.seen.record, material: cached.key };
   }

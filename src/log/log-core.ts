@@ -11,7 +11,7 @@ import { describe } from '../model/json-pointer.ts';
 import type { LogEvent } from '../model/types.ts';
 import type { Storage } from '../storage/engine.ts';
 import type { KeyCache } from './key-cache.ts';
-import { revealRecords, type Redact, type RevealContext } from './reveal.ts';
+import { revealRecords, type Redact, type Reveal, type RevealContext } from './reveal.ts';
 
 /** What `openLog` settles for the log. */
 export interface LogSettings {
@@ -146,7 +146,7 @@ export class LogCore implements RevealContext {
    * The events at `seqs` (which an index named), as a reader sees them.
    * @throws CorruptLogError when one is missing.
    */
-  async events(seqs: readonly number[], raw = false): Promise<LogEvent[]> {
+  async events(seqs: readonly number[], reveal: Reveal = 'tracked'): Promise<LogEvent[]> {
     this.assertOpen();
     const records = await this.storage.records(seqs);
     return revealRecords(
@@ -156,7 +156,7 @@ export class LogCore implements RevealContext {
         if (record === undefined) throw new CorruptLogError(`event ${seq}: indexed but missing`);
         return { seq, record };
       }),
-      raw,
+      reveal,
     );
   }
 

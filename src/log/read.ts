@@ -7,7 +7,7 @@ import type { Identity, LogEvent } from '../model/types.ts';
 import { identityKey, type PreparedReadOptions } from '../model/validate.ts';
 import type { LogCore } from './log-core.ts';
 import { decodeBody, type Body } from './record.ts';
-import { revealBodies } from './reveal.ts';
+import { revealBodies, type Reveal } from './reveal.ts';
 
 /** Events per page read from the engine (and decrypted with one read of their keys). */
 const PAGE = 256;
@@ -62,21 +62,21 @@ function* yieldPage(core: LogCore, events: readonly LogEvent[]): Generator<LogEv
 }
 
 /** Loads the events of a seq stream a page at a time, yielding each page. */
-export async function* loadPages(core: LogCore, seqs: AsyncIterable<number> | readonly number[], raw: boolean): AsyncGenerator<LogEvent[]> {
+export async function* loadPages(core: LogCore, seqs: AsyncIterable<number> | readonly number[], reveal: Reveal): AsyncGenerator<LogEvent[]> {
   if (Array.isArray(seqs)) {
     // Seqs already at hand: cut into pages without awaiting each.
-    for (let start = 0; start < seqs.length; start += PAGE) yield await core.events(seqs.slice(start, start + PAGE), raw);
+    for (let start = 0; start < seqs.length; start += PAGE) yield await core.events(seqs.slice(start, start + PAGE), reveal);
     return;
   }
   let page: number[] = [];
   for await (const seq of seqs as AsyncIterable<number>) {
     page.push(seq);
     if (page.length === PAGE) {
-      yield await core.events(page, raw);
+      yield await core.events(page, reveal);
       page = [];
     }
   }
-  if (page.length > 0) yield await core.events(page, raw);
+  if (page.length > 0) yield await core.events(page, reveal);
 }
 
 /**
@@ -102,10 +102,10 @@ async function replaySeqs(core: LogCore, from: number, to: number, matches: ((ag
  * The events `read` yields, in ascending seq, up to `to` (default: the head when it starts, so a
  * read sees the log as it was then, however fast others append): first the replayed actions
  * (all before `from`), then the stream from `from`, filtered. Closing the log ends it between
- * events.
+ * events. Unless `options.raw`, they are `tracked` (see Reveal) unless `plain` is asked for.
  */
-export async function* readEvents(core: LogCore, options: PreparedReadOptions, until?: number): AsyncGenerator<LogEvent> {
-  for await (const page of readPages(core, options, until)) yield* yieldPage(core, page);
+export async function* readEvents(core: LogCore, options: PreparedReadOptions, until?: number, shown: 'plain' | 'tracked' = 'tracked'): AsyncGenerator<LogEvent> {
+  for await (const page of readPages(core, options, until, shown)) yield* yieldPage(core, page);
 }
 
 /**
@@ -113,11 +113,12 @@ export async function* readEvents(core: LogCore, options: PreparedReadOptions, u
  * readers that take events by the hundred (a projection's catch-up): nothing is awaited per
  * event. Closing the log ends it between pages.
  */
-export async function* readPages(core: LogCore, options: PreparedReadOptions, until?: number): AsyncGenerator<LogEvent[]> {
+export async function* readPages(core: LogCore, options: PreparedReadOptions, until?: number, shown: 'plain' | 'tracked' = 'tracked'): AsyncGenerator<LogEvent[]> {
   core.assertOpen();
+  const reveal: Reveal = options.raw ? 'raw' : shown;
   const to = until ?? (await core.storage.head());
   const matches = aggregateMatcher(options);
-  if (options.replay) yield* loadPages(core, await replaySeqs(core, options.from, to, matches), options.raw);
+  if (options.replay) yield* loadPages(core, await replaySeqs(core, options.from, to, matches), reveal);
   if (options.aggregates !== undefined) {
     const sources: AsyncIterator<number>[] = [];
     for (const aggregate of options.aggregates) {
@@ -125,7 +126,7 @@ export async function* readPages(core: LogCore, options: PreparedReadOptions, un
       sources.push(pagedSeqs((start) => core.storage.actionSeqs(aggregate, start, to + 1, SEQ_PAGE), options.from));
       sources.push(pagedSeqs((start) => core.storage.effectSeqs(aggregate, start, to + 1, SEQ_PAGE), options.from));
     }
-    yield* loadPages(core, mergeAscending(sources), options.raw);
+    yield* loadPages(core, mergeAscending(sources), reveal);
     return;
   }
   for (let from = options.from; from <= to; ) {
@@ -135,7 +136,7 @@ export async function* readPages(core: LogCore, options: PreparedReadOptions, un
     const bodies = page.map(({ seq, record }) => ({ seq, body: decodeBody(record, seq) }));
     // Filter on the bodies, before decrypting anything the reader will not see.
     const visible = matches === undefined ? bodies : await filterBodies(core, bodies, matches);
-    if (visible.length > 0) yield await revealBodies(core, visible, options.raw);
+    if (visible.length > 0) yield await revealBodies(core, visible, reveal);
     from = (page[page.length - 1] as { seq: number }).seq + 1;
   }
 }
@@ -167,6 +168,6 @@ export async function conflictsOf(core: LogCore, base: number, aggregate: Identi
   for await (const seq of pagedSeqs((start) => core.storage.effectSeqs(aggregate, start, MAX_SEQ, SEQ_PAGE), base + 1)) effects.push(seq);
   const seqs = effects.length === 0 ? actions : [...actions, ...effects].sort((a, b) => a - b);
   const events: LogEvent[] = [];
-  for await (const page of loadPages(core, seqs, false)) events.push(...page);
+  for await (const page of loadPages(core, seqs, 'plain')) events.push(...page);
   return events;
 }

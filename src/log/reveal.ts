@@ -14,6 +14,13 @@ import type { Schemas } from '../model/schemas.ts';
 import { decodeBody, encryptionKeysOf, extrasOf, toLogEvent, type Body, type Revealer } from './record.ts';
 import { upcast } from './upcast.ts';
 
+/**
+ * How stored events are shown: `raw` as stored (envelopes, the stored schema version); `plain`
+ * as a reader sees them (decrypted or redacted, upcast); `tracked` likewise, noting the keys each
+ * event was decrypted with ({@link keysOfEvent}) for what is folded from it.
+ */
+export type Reveal = 'raw' | 'plain' | 'tracked';
+
 /** What readers see in place of a value whose key is gone. */
 export type Redact = (context: { aggregate: Identity; path: string; key: Identity }) => unknown;
 
@@ -31,11 +38,11 @@ export interface RevealContext {
 
 const revealRaw: Revealer = (_seq, _aggregate, keys) => (envelope) => toEnvelope(envelope, keys);
 
-/** The distinct encryption keys of a set of bodies. */
-function keysOf(bodies: readonly Body[]): Identity[] {
+/** The distinct encryption keys of a set of bodies, by identity key. */
+function keysOf(bodies: readonly Body[]): Map<string, Identity> {
   const keys = new Map<string, Identity>();
   for (const body of bodies) for (const key of encryptionKeysOf(body) ?? []) keys.set(identityKey(key), key);
-  return [...keys.values()];
+  return keys;
 }
 
 /**
@@ -45,32 +52,37 @@ function keysOf(bodies: readonly Body[]): Identity[] {
  * still the stored one (a destroy is written with its effect), so only the others are read.
  * @throws MissingMasterKeyError without a master key, when one of them is live.
  */
-export async function liveMaterials(context: RevealContext, keys: readonly Identity[]): Promise<Map<string, Uint8Array | undefined>> {
+export function liveMaterials(context: RevealContext, keys: readonly Identity[]): Promise<Map<string, Uint8Array | undefined>> {
+  return materialsOf(context, new Map(keys.map((key) => [identityKey(key), key])));
+}
+
+/** {@link liveMaterials} of keys given by identity key; the result is by identity key too. */
+async function materialsOf(context: RevealContext, keys: ReadonlyMap<string, Identity>): Promise<Map<string, Uint8Array | undefined>> {
   const lastEffect = await context.storage.lastEffect();
   const material = new Map<string, Uint8Array | undefined>();
-  const unread: Identity[] = [];
+  const unread: [string, Identity][] = [];
   const now = context.now();
-  for (const key of keys) {
-    const held = context.keys.unchangedSince(key, lastEffect);
-    if (held === undefined) unread.push(key);
-    else if (isLive(held.record, now)) material.set(identityKey(key), held.material);
-    else gone(context, key, material);
+  for (const [id, key] of keys) {
+    const held = context.keys.unchangedSince(id, lastEffect);
+    if (held === undefined) unread.push([id, key]);
+    else if (isLive(held.record, now)) material.set(id, held.material);
+    else gone(context, id, key, material);
   }
   if (unread.length === 0) return material;
-  const records = await context.storage.keyRecords(unread);
-  unread.forEach((key, i) => {
+  const records = await context.storage.keyRecords(unread.map(([, key]) => key));
+  unread.forEach(([id, key], i) => {
     const stored = records[i];
     const record = stored === undefined ? undefined : decodeKeyRecord(stored);
-    if (record === undefined || !isLive(record, now)) return gone(context, key, material);
-    material.set(identityKey(key), context.keys.material(key, record.wrapped as Uint8Array));
+    if (record === undefined || !isLive(record, now)) return gone(context, id, key, material);
+    material.set(id, context.keys.material(key, record.wrapped as Uint8Array));
     context.keys.saw(key, stored as Uint8Array, record, lastEffect);
   });
   return material;
 }
 
-function gone(context: RevealContext, key: Identity, material: Map<string, Uint8Array | undefined>): void {
+function gone(context: RevealContext, id: string, key: Identity, material: Map<string, Uint8Array | undefined>): void {
   context.keys.forget(key);
-  material.set(identityKey(key), undefined);
+  material.set(id, undefined);
 }
 
 /** The keys each revealed event was decrypted with, for what is folded from it (sealed states). */
@@ -84,17 +96,13 @@ export function keysOfEvent(event: LogEvent): readonly Identity[] {
 const NO_KEYS: readonly Identity[] = Object.freeze([]);
 
 /**
- * The revealer for bodies that need `keys`: decrypting where the keys live (now), redacting
- * where one is gone (naming the first missing key to `redact`).
+ * The revealer of a body under `keys` (their `materials` as they are now): decrypting where
+ * every key lives, redacting where one is gone (naming it to `redact`).
  */
-function revealerFor(context: RevealContext, material: Map<string, Uint8Array | undefined>): Revealer {
-  return (seq, aggregate, keys) => {
-    const materials = keys.map((key) => material.get(identityKey(key)));
-    const gone = keys.find((_, i) => materials[i] === undefined);
-    if (gone !== undefined) return (_, path) => context.redact({ aggregate, path, key: gone });
-    if (keys.length === 1) return (envelope, path) => openValue(envelope, materials[0] as Uint8Array, keys[0] as Identity, aggregate, path, seq);
-    return (envelope, path) => openValueUnderAll(envelope, materials as Uint8Array[], keys, aggregate, path, seq);
-  };
+function revealerFor(context: RevealContext, keys: readonly Identity[], materials: readonly (Uint8Array | undefined)[], gone: number): Revealer {
+  if (gone >= 0) return (_seq, aggregate) => (_, path) => context.redact({ aggregate, path, key: keys[gone] as Identity });
+  if (keys.length === 1) return (seq, aggregate) => (envelope, path) => openValue(envelope, materials[0] as Uint8Array, keys[0] as Identity, aggregate, path, seq);
+  return (seq, aggregate) => (envelope, path) => openValueUnderAll(envelope, materials as Uint8Array[], keys, aggregate, path, seq);
 }
 
 /** The event a reader sees of `body`: revealed, then lifted to the current schema version. */
@@ -105,27 +113,26 @@ function readerEvent(context: RevealContext, seq: number, body: Body, reveal: Re
   return version === 1 && context.schemas.size === 0 ? event : upcast(event, version, context.schemas);
 }
 
-/**
- * Turns decoded bodies into the events a reader sees (decrypted or redacted, upcast), or with
- * `raw` as stored (envelopes, the stored schema version).
- */
-export async function revealBodies(context: RevealContext, entries: readonly { seq: number; body: Body }[], raw: boolean): Promise<LogEvent[]> {
-  if (raw) return entries.map(({ seq, body }) => toLogEvent(seq, body, revealRaw));
+/** Turns decoded bodies into events, shown as `reveal` says. */
+export async function revealBodies(context: RevealContext, entries: readonly { seq: number; body: Body }[], reveal: Reveal): Promise<LogEvent[]> {
+  if (reveal === 'raw') return entries.map(({ seq, body }) => toLogEvent(seq, body, revealRaw));
   const keys = keysOf(entries.map((entry) => entry.body));
   // Without keys no body holds an envelope: a binary value there is corruption, which
   // toLogEvent reports before it would call the revealer.
-  if (keys.length === 0) return entries.map(({ seq, body }) => readerEvent(context, seq, body, revealRaw));
-  const material = await liveMaterials(context, keys);
-  const reveal = revealerFor(context, material);
+  if (keys.size === 0) return entries.map(({ seq, body }) => readerEvent(context, seq, body, revealRaw));
+  const material = await materialsOf(context, keys);
   return entries.map(({ seq, body }) => {
-    const event = readerEvent(context, seq, body, reveal);
     const used = encryptionKeysOf(body);
-    if (used !== undefined && used.every((key) => material.get(identityKey(key)) !== undefined)) decryptedWith.set(event, used);
+    if (used === undefined) return readerEvent(context, seq, body, revealRaw);
+    const materials = used.map((key) => material.get(identityKey(key)));
+    const gone = materials.indexOf(undefined);
+    const event = readerEvent(context, seq, body, revealerFor(context, used, materials, gone));
+    if (gone < 0 && reveal === 'tracked') decryptedWith.set(event, used);
     return event;
   });
 }
 
 /** Decodes stored records and reveals them. @throws CorruptLogError for a record that is not an event. */
-export function revealRecords(context: RevealContext, records: readonly { seq: number; record: Uint8Array }[], raw: boolean): Promise<LogEvent[]> {
-  return revealBodies(context, records.map(({ seq, record }) => ({ seq, body: decodeBody(record, seq) })), raw);
+export function revealRecords(context: RevealContext, records: readonly { seq: number; record: Uint8Array }[], reveal: Reveal): Promise<LogEvent[]> {
+  return revealBodies(context, records.map(({ seq, record }) => ({ seq, body: decodeBody(record, seq) })), reveal);
 }

@@ -55,7 +55,7 @@ export async function foldAt(core: LogCore, aggregate: Identity, head: number): 
     }
   }
   const seqs = await actionSeqs(core, aggregate, from, head + 1);
-  for await (const page of loadPages(core, seqs, false)) {
+  for await (const page of loadPages(core, seqs, 'tracked')) {
     for (const event of page) {
       if (!('action' in event)) continue;
       state = applyPatchAtomic(state, event.action.patch);
