@@ -1,8 +1,9 @@
 /**
  * Reveal: what a reader may see of stored events. Values under a live key are decrypted, values
- * whose key is gone become the `redact` value, and raw reads show the envelopes. The records of
- * the keys a page of events needs are read from the store once per page, right before it is
- * decoded, so a shred that has returned is seen by the next page of every reader.
+ * whose key is gone become the `redact` value, and raw reads show the envelopes. Right before a
+ * page of events is decoded, the keys it needs are checked against the store (their records, or
+ * only the newest effect where this process read a record after that very effect), so a shred
+ * that has returned is seen by the next page of every reader.
  */
 import { openValue, openValueUnderAll, toEnvelope } from '../crypto/envelope.ts';
 import { decodeKeyRecord, isLive } from '../crypto/key-record.ts';
@@ -80,6 +81,7 @@ async function materialsOf(context: RevealContext, keys: ReadonlyMap<string, Ide
   return material;
 }
 
+/** Notes a key that cannot decrypt now, and wipes what this process held of it. */
 function gone(context: RevealContext, id: string, key: Identity, material: Map<string, Uint8Array | undefined>): void {
   context.keys.forget(key);
   material.set(id, undefined);
