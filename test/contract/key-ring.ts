@@ -259,6 +259,25 @@ export function keyRing(engine: TestEngine): void {
       await other.close();
     });
 
+    it('refuses inside its write an append under a key shredded meanwhile, and still commits the appends made beside it', async () => {
+      const { log, reopen } = await keyedLog(engine);
+      for (let i = 0; i < 2; i++) await appendOk(log, [encrypted(alice, aliceKey, `alice-${i}@example.com`)]);
+      const other = await reopen();
+      await other.keys.shred(aliceKey);
+      const [refused, beside, after] = await Promise.allSettled([
+        log.append([encrypted(alice, aliceKey, 'alice-again@example.com')], { base: 3 }),
+        log.append([action(order, [{ op: 'add', path: '/total', value: 12 }])], { base: 3 }),
+        log.append([action(bob, [{ op: 'add', path: '/name', value: 'Bob' }])], { base: 3 }),
+      ]);
+      expect(refused.status === 'rejected' && refused.reason).toBeInstanceOf(KeyDestroyedError);
+      expect(beside).toMatchObject({ status: 'fulfilled', value: { status: 'ok' } });
+      expect(after).toMatchObject({ status: 'fulfilled', value: { status: 'ok' } });
+      const events = await allEvents(other);
+      expect(events.map((event) => ('action' in event ? event.action.aggregate : 'effect'))).toEqual([alice, alice, 'effect', order, bob]);
+      expect(await other.verify()).toEqual({ ok: true, events: 5 });
+      await other.close();
+    });
+
     it('records a key that never existed as destroyed, so that it can never be created', async () => {
       const { log, clock } = await keyedLog(engine);
       const effect = await log.keys.shred(aliceKey, { reason: 'never again' });

@@ -295,15 +295,16 @@ class LmdbStorage implements Storage {
   }
 
   /**
-   * A write runs as one lmdb-js transaction callback. Writes asked for within one turn of the
-   * event loop are handed to lmdb-js together, which runs their callbacks in one transaction with
-   * one commit and one sync (asked for: in the order asked). A write alone in its turn, with no
-   * transaction on the store in flight in this process and no other process on the store (looked up at
-   * most once a second), commits synchronously instead (`transactionSync`): one durable append
-   * at a time then costs one sync commit, without lmdb-js's hand-over to its write thread. The
-   * event loop waits for that commit. With another process about, writes go the asynchronous
-   * way, so the event loop does not wait on that process's transactions (except one that opened
-   * the store within the last second, for one commit at most).
+   * Writes asked for within one turn of the event loop are handed to lmdb-js together, as one
+   * transaction callback with one commit and one sync, which runs them in the order asked (a
+   * write whose decision throws writes nothing and is refused; the others go on). A write alone
+   * in its turn, with no transaction on the store in flight in this process and no other process
+   * on the store (looked up at most once a second), commits synchronously instead
+   * (`transactionSync`): one durable append at a time then costs one sync commit, without
+   * lmdb-js's hand-over to its write thread. The event loop waits for that commit. With another
+   * process about, writes go the asynchronous way, so the event loop does not wait on that
+   * process's transactions (except one that opened the store within the last second, for one
+   * commit at most).
    */
   write<Result>(request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
@@ -332,7 +333,27 @@ class LmdbStorage implements Storage {
       }
       return;
     }
-    for (const queued of writes) this.#transaction(store, () => queued.run(store)).then(queued.resolve, queued.reject);
+    // One callback for the turn (lmdb-js would otherwise keep a callback, a promise and a
+    // result per write); each write settles on its own outcome once the commit is done.
+    const outcomes: { ok: boolean; value: unknown }[] = new Array(writes.length);
+    this.#transaction(store, () => {
+      for (let i = 0; i < writes.length; i++) {
+        try {
+          outcomes[i] = { ok: true, value: (writes[i] as QueuedWrite).run(store) };
+        } catch (error) {
+          outcomes[i] = { ok: false, value: error };
+        }
+      }
+    }).then(
+      () => writes.forEach((queued, i) => {
+        const outcome = outcomes[i] as { ok: boolean; value: unknown };
+        if (outcome.ok) queued.resolve(outcome.value);
+        else queued.reject(outcome.value);
+      }),
+      (error: unknown) => {
+        for (const queued of writes) queued.reject(error);
+      },
+    );
   }
 
   /**
