@@ -64,8 +64,7 @@ function wipe(db: Store['keys'], key: Key): void {
   if (old !== undefined) db.put(key, Buffer.alloc(old.length));
 }
 
-/** The view of one write, read lazily: everything runs inside the synchronous transaction. */
-/** The last event this connection wrote, kept to find the head without a cursor. */
+/** The head as this connection last saw it in a write (the last event it wrote, or found), kept to find the head without a cursor. */
 interface Tail {
   seq: number;
   record: Uint8Array;
@@ -93,25 +92,28 @@ async function idle(directory: string): Promise<void> {
 }
 
 interface QueuedWrite {
-  run(store: Store): unknown;
+  /** `tailChecked`: the tail was checked earlier in this very transaction callback. */
+  run(store: Store, tailChecked: boolean): unknown;
   resolve(value: unknown): void;
   reject(error: unknown): void;
 }
 
 const NOTHING: { actions: readonly number[]; effects: readonly number[] } = { actions: [], effects: [] };
 
+/** The view of one write, read lazily: everything runs inside the synchronous transaction. */
 class LmdbView implements WriteView {
   readonly head: number;
   readonly last: Uint8Array | undefined;
   readonly #store: Store;
   readonly #request: WriteRequest;
 
-  constructor(store: Store, request: WriteRequest, tail: Tail | undefined) {
+  constructor(store: Store, request: WriteRequest, tail: Tail | undefined, tailChecked: boolean) {
     this.#store = store;
     this.#request = request;
-    // The last event this connection wrote is still the head if it is stored as written and
-    // nothing follows it (another process, or a transaction of ours that failed, would show).
-    if (tail !== undefined && !store.events.doesExist(tail.seq + 1) && sameBytes(store.events.getBinaryFast(tail.seq), tail.record)) {
+    // The head this connection saw last is still the head if it is stored as seen and nothing
+    // follows it (another process, or a transaction of ours that failed, would show). Within one
+    // transaction callback, once checked, it stays so: only this callback writes meanwhile.
+    if (tail !== undefined && (tailChecked || (!store.events.doesExist(tail.seq + 1) && sameBytes(store.events.getBinaryFast(tail.seq), tail.record)))) {
       this.head = tail.seq;
       this.last = tail.record;
     } else {
@@ -308,7 +310,7 @@ class LmdbStorage implements Storage {
    */
   write<Result>(request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
-      const queued: QueuedWrite = { run: (store) => this.#apply(store, request, decide), resolve: resolve as (value: unknown) => void, reject };
+      const queued: QueuedWrite = { run: (store, tailChecked) => this.#apply(store, request, decide, tailChecked), resolve: resolve as (value: unknown) => void, reject };
       this.#queued.push(queued);
       if (this.#queued.length === 1) setImmediate(() => void this.#flush());
     });
@@ -327,7 +329,7 @@ class LmdbStorage implements Storage {
     if (writes.length === 1 && (inFlight.get(this.#directory) ?? 0) === 0 && this.#alone(store)) {
       const [lone] = writes as [QueuedWrite];
       try {
-        lone.resolve(store.root.transactionSync(() => lone.run(store)));
+        lone.resolve(store.root.transactionSync(() => lone.run(store, false)));
       } catch (error) {
         lone.reject(error);
       }
@@ -337,11 +339,15 @@ class LmdbStorage implements Storage {
     // result per write); each write settles on its own outcome once the commit is done.
     const outcomes: { ok: boolean; value: unknown }[] = new Array(writes.length);
     this.#transaction(store, () => {
+      // After a write that threw, the next one checks the tail again.
+      let tailChecked = false;
       for (let i = 0; i < writes.length; i++) {
         try {
-          outcomes[i] = { ok: true, value: (writes[i] as QueuedWrite).run(store) };
+          outcomes[i] = { ok: true, value: (writes[i] as QueuedWrite).run(store, tailChecked) };
+          tailChecked = true;
         } catch (error) {
           outcomes[i] = { ok: false, value: error };
+          tailChecked = false;
         }
       }
     }).then(
@@ -384,8 +390,10 @@ class LmdbStorage implements Storage {
   }
 
   /** One write inside its transaction: the view, the log's decision, the rows it returns. */
-  #apply<Result>(store: Store, request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>): Result {
-    const decision = decide(new LmdbView(store, request, this.#tail));
+  #apply<Result>(store: Store, request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>, tailChecked: boolean): Result {
+    const view = new LmdbView(store, request, this.#tail, tailChecked);
+    if (view.last !== undefined && view.last !== this.#tail?.record) this.#tail = { seq: view.head, record: view.last };
+    const decision = decide(view);
     // Everything that can throw ran in decide: from here on the writes go in whole.
     if (decision.events !== undefined && decision.events.length > 0) {
       writeEvents(store, decision.events);
