@@ -102,7 +102,7 @@ async function replaySeqs(core: LogCore, from: number, to: number, matches: ((ag
  * The events `read` yields, in ascending seq, up to `to` (default: the head when it starts, so a
  * read sees the log as it was then, however fast others append): first the replayed actions
  * (all before `from`), then the stream from `from`, filtered. Closing the log ends it between
- * events. Unless `options.raw`, they are `tracked` (see Reveal) unless `plain` is asked for.
+ * events. They are shown `tracked` (see Reveal), or `plain` when asked; raw with `options.raw`.
  */
 export async function* readEvents(core: LogCore, options: PreparedReadOptions, until?: number, shown: 'plain' | 'tracked' = 'tracked'): AsyncGenerator<LogEvent> {
   for await (const page of readPages(core, options, until, shown)) yield* yieldPage(core, page);

@@ -64,7 +64,10 @@ function wipe(db: Store['keys'], key: Key): void {
   if (old !== undefined) db.put(key, Buffer.alloc(old.length));
 }
 
-/** The head as this connection last saw it in a write (the last event it wrote, or found), kept to find the head without a cursor. */
+/**
+ * The head as this connection last saw it in a write (the last event it wrote, or the head its
+ * view found), kept to find the head without a cursor.
+ */
 interface Tail {
   seq: number;
   record: Uint8Array;
