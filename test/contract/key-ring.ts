@@ -278,6 +278,20 @@ export function keyRing(engine: TestEngine): void {
       await other.close();
     });
 
+    it('refuses an append under a key that this log shreds just before it, in the same turn, writing nothing of it', async () => {
+      const { log } = await keyedLog(engine);
+      for (let i = 0; i < 2; i++) await appendOk(log, [encrypted(alice, aliceKey, `alice-${i}@example.com`)]);
+      // A write ahead of them, so that on engines that group writes the two meet in one group.
+      const ahead = log.append([action(order, [{ op: 'add', path: '/total', value: 12 }])], { base: 2 });
+      const shred = log.keys.shred(aliceKey);
+      const append = log.append([encrypted(alice, aliceKey, 'alice-again@example.com')], { base: 4 });
+      expect(await ahead).toMatchObject({ status: 'ok', events: [{ seq: 3 }] });
+      expect(await shred).toMatchObject({ seq: 4, effect: { trigger: aliceKey } });
+      expect(await rejection(append)).toBeInstanceOf(KeyDestroyedError);
+      expect(await log.head()).toBe(4);
+      expect((await allEvents(log)).map((event) => ('action' in event ? patchOf(event)[0]?.value : 'effect'))).toEqual([null, null, 12, 'effect']);
+    });
+
     it('records a key that never existed as destroyed, so that it can never be created', async () => {
       const { log, clock } = await keyedLog(engine);
       const effect = await log.keys.shred(aliceKey, { reason: 'never again' });
