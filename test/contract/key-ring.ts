@@ -284,10 +284,10 @@ export function keyRing(engine: TestEngine): void {
       // A write ahead of them, so that on engines that group writes the two meet in one group.
       const ahead = log.append([action(order, [{ op: 'add', path: '/total', value: 12 }])], { base: 2 });
       const shred = log.keys.shred(aliceKey);
-      const append = log.append([encrypted(alice, aliceKey, 'alice-again@example.com')], { base: 4 });
+      const refused = rejection(log.append([encrypted(alice, aliceKey, 'alice-again@example.com')], { base: 4 }));
       expect(await ahead).toMatchObject({ status: 'ok', events: [{ seq: 3 }] });
       expect(await shred).toMatchObject({ seq: 4, effect: { trigger: aliceKey } });
-      expect(await rejection(append)).toBeInstanceOf(KeyDestroyedError);
+      expect(await refused).toBeInstanceOf(KeyDestroyedError);
       expect(await log.head()).toBe(4);
       expect((await allEvents(log)).map((event) => ('action' in event ? patchOf(event)[0]?.value : 'effect'))).toEqual([null, null, 12, 'effect']);
     });
