@@ -85,7 +85,7 @@ export class KeyRing {
   async get(key: Identity): Promise<KeyInfo | undefined> {
     const id = prepareIdentity(key, 'key');
     this.#core.assertOpen();
-    const [stored] = await this.#core.storage.keyRecords([id]);
+    const [stored] = (await this.#core.storage.keyRecords([id])).records;
     return stored === undefined ? undefined : toInfo(id, decodeKeyRecord(stored));
   }
 

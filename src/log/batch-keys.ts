@@ -8,7 +8,7 @@ import { KeyDestroyedError } from '../errors.ts';
 import { newDataKey, wrapKey } from '../crypto/key-wrap.ts';
 import type { Identity } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
-import type { KeyRow, Storage, WriteView } from '../storage/engine.ts';
+import type { KeyRecords, KeyRow, Storage, WriteView } from '../storage/engine.ts';
 import type { KeyCache } from './key-cache.ts';
 
 /** The keys of one append. */
@@ -57,20 +57,22 @@ export async function prepareBatchKeys(storage: Storage, cache: KeyCache, keys: 
   const kek = cache.kek();
   const known = keys.map((key) => cache.known(key));
   const unknown = keys.filter((_, i) => known[i] === undefined);
-  const read = unknown.length === 0 ? [] : await storage.keyRecords(unknown);
+  const read = unknown.length === 0 ? undefined : await storage.keyRecords(unknown);
+  if (read !== undefined) cache.noteLastEffect(read.lastEffect);
   let next = 0;
   const prepared: Prepared[] = keys.map((key, i) => {
     const seen = known[i];
     if (seen !== undefined) {
       return { key, material: seen.material, wrapped: usableWrapped(key, seen.record, now), stored: seen.stored, record: seen.record, fresh: undefined, readAfterEffect: seen.readAfterEffect };
     }
-    const stored = read[next++];
+    const stored = read?.records[next++];
     if (stored !== undefined) {
       const record = decodeKeyRecord(stored);
       const wrapped = usableWrapped(key, record, now);
       const material = cache.material(key, wrapped);
-      cache.saw(key, stored, record);
-      return { key, material, wrapped, stored, record, fresh: undefined };
+      const readAfterEffect = (read as KeyRecords).lastEffect;
+      cache.saw(key, stored, record, readAfterEffect);
+      return { key, material, wrapped, stored, record, fresh: undefined, readAfterEffect };
     }
     const material = newDataKey();
     const wrapped = wrapKey(kek, key, material);

@@ -22,13 +22,14 @@ interface Cached {
   wrapped: Buffer;
   key: Uint8Array;
   seen?: SeenRecord;
-  /** The store's newest effect when `seen` was read there (see Storage.lastEffect). */
+  /** The store's newest effect when `seen` was read there (see Storage.keyRecords). */
   readAfterEffect?: number | undefined;
 }
 
 export class KeyCache {
   readonly #kek: Uint8Array | undefined;
   readonly #keys = new Map<string, Cached>();
+  #lastEffect: number | undefined;
 
   constructor(kek: Uint8Array | undefined) {
     this.#kek = kek;
@@ -63,6 +64,16 @@ export class KeyCache {
     if (cached === undefined || record.wrapped === null || !cached.wrapped.equals(record.wrapped)) return;
     cached.seen = { stored, record };
     cached.readAfterEffect = lastEffect;
+  }
+
+  /** The newest effect this log has read from the store (see Storage.keyRecords); undefined before the first. */
+  get lastEffect(): number | undefined {
+    return this.#lastEffect;
+  }
+
+  /** Notes the newest effect a read of key records found. */
+  noteLastEffect(seq: number): void {
+    if (this.#lastEffect === undefined || seq > this.#lastEffect) this.#lastEffect = seq;
   }
 
   /**

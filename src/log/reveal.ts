@@ -6,7 +6,7 @@
  * that has returned is seen by the next page of every reader.
  */
 import { openValue, openValueUnderAll, toEnvelope } from '../crypto/envelope.ts';
-import { decodeKeyRecord, isLive } from '../crypto/key-record.ts';
+import { decodeKeyRecord, isLive, type KeyRecord } from '../crypto/key-record.ts';
 import type { Identity, LogEvent } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
 import type { Storage } from '../storage/engine.ts';
@@ -57,27 +57,45 @@ export function liveMaterials(context: RevealContext, keys: readonly Identity[])
   return materialsOf(context, new Map(keys.map((key) => [identityKey(key), key])));
 }
 
-/** {@link liveMaterials} of keys given by identity key; the result is by identity key too. */
+/**
+ * {@link liveMaterials} of keys given by identity key; the result is by identity key too. One
+ * engine read, of the keys not held from a read after the newest effect this log has seen, with
+ * the newest effect now; only if an effect came since does a second read take the others.
+ */
 async function materialsOf(context: RevealContext, keys: ReadonlyMap<string, Identity>): Promise<Map<string, Uint8Array | undefined>> {
-  const lastEffect = await context.storage.lastEffect();
   const material = new Map<string, Uint8Array | undefined>();
-  const unread: [string, Identity][] = [];
   const now = context.now();
-  for (const [id, key] of keys) {
-    const held = context.keys.unchangedSince(id, lastEffect);
-    if (held === undefined) unread.push([id, key]);
-    else if (isLive(held.record, now)) material.set(id, held.material);
-    else gone(context, id, key, material);
+  let pending = [...keys];
+  let assumed = context.keys.lastEffect;
+  while (pending.length > 0) {
+    const held: [string, Identity, { record: KeyRecord; material: Uint8Array }][] = [];
+    const unread: [string, Identity][] = [];
+    for (const [id, key] of pending) {
+      const known = assumed === undefined ? undefined : context.keys.unchangedSince(id, assumed);
+      if (known === undefined) unread.push([id, key]);
+      else held.push([id, key, known]);
+    }
+    const { records, lastEffect } = await context.storage.keyRecords(unread.map(([, key]) => key));
+    context.keys.noteLastEffect(lastEffect);
+    unread.forEach(([id, key], i) => {
+      const stored = records[i];
+      const record = stored === undefined ? undefined : decodeKeyRecord(stored);
+      if (record === undefined || !isLive(record, now)) return gone(context, id, key, material);
+      material.set(id, context.keys.material(key, record.wrapped as Uint8Array));
+      context.keys.saw(key, stored as Uint8Array, record, lastEffect);
+    });
+    // An effect since the one assumed: a held record may be destroyed now, so read those too.
+    if (lastEffect !== assumed) {
+      pending = held.map(([id, key]) => [id, key]);
+      assumed = undefined;
+      continue;
+    }
+    for (const [id, key, known] of held) {
+      if (isLive(known.record, now)) material.set(id, known.material);
+      else gone(context, id, key, material);
+    }
+    pending = [];
   }
-  if (unread.length === 0) return material;
-  const records = await context.storage.keyRecords(unread.map(([, key]) => key));
-  unread.forEach(([id, key], i) => {
-    const stored = records[i];
-    const record = stored === undefined ? undefined : decodeKeyRecord(stored);
-    if (record === undefined || !isLive(record, now)) return gone(context, id, key, material);
-    material.set(id, context.keys.material(key, record.wrapped as Uint8Array));
-    context.keys.saw(key, stored as Uint8Array, record, lastEffect);
-  });
   return material;
 }
 

@@ -72,6 +72,13 @@ export interface WriteRequest {
   idempotencyKey?: string;
 }
 
+/** What {@link Storage.keyRecords} reads. */
+export interface KeyRecords {
+  /** The record of each key asked for, in order; undefined where there is none. */
+  records: (Uint8Array | undefined)[];
+  lastEffect: number;
+}
+
 /** What an engine read for a write, from inside its transaction. */
 export interface WriteView {
   /** The highest seq, 0 when the log is empty. */
@@ -87,7 +94,7 @@ export interface WriteView {
   /** The stored record of a requested key. */
   key(key: Identity): Uint8Array | undefined;
   /**
-   * The seq of the newest effect, 0 when there is none (see {@link Storage.lastEffect}), for a
+   * The seq of the newest effect, 0 when there is none (see {@link Storage.keyRecords}), for a
    * request with keys.
    */
   lastEffect(): number;
@@ -196,15 +203,14 @@ export interface Storage {
   /** Stores each value whose name has none yet, atomically; returns what is stored for every name. */
   initMeta(values: Readonly<Record<string, Uint8Array>>): Promise<Record<string, Uint8Array>>;
 
-  /** The records of `keys`, as they are now (another connection's shred is seen once it returned). */
-  keyRecords(keys: readonly Identity[]): Promise<(Uint8Array | undefined)[]>;
   /**
-   * The seq of the newest effect, 0 when there is none, from the latest commit of any connection.
-   * A key record is written when the key is created and when it is destroyed, and a destroy is
-   * written in the transaction of its effect: so a live record read after this value was read
-   * is still the stored one for as long as this value stays the same.
+   * The records of `keys` as they are now (another connection's shred is seen once it returned),
+   * and the seq of the newest effect (0 when there is none), read at the same moment. A key
+   * record is written when the key is created and when it is destroyed, and a destroy is written
+   * in the transaction of its effect: so a live record read together with `lastEffect` is still
+   * the stored one for as long as the newest effect stays the same.
    */
-  lastEffect(): Promise<number>;
+  keyRecords(keys: readonly Identity[]): Promise<KeyRecords>;
   /** Every key record, by kind then id. */
   allKeys(): AsyncIterable<{ key: Identity; record: Uint8Array }>;
   /** Live keys with an expiry at or before `at`, soonest first; with `at` undefined, only the soonest one. */

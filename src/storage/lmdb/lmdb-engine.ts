@@ -12,6 +12,7 @@ import { identityKey } from '../../model/validate.ts';
 import type {
   EventRow,
   IdempotentBatch,
+  KeyRecords,
   KeyRow,
   StateChange,
   Storage,
@@ -449,13 +450,10 @@ class LmdbStorage implements Storage {
     });
   }
 
-  async keyRecords(keys: readonly Identity[]): Promise<(Uint8Array | undefined)[]> {
+  async keyRecords(keys: readonly Identity[]): Promise<KeyRecords> {
     const store = await this.#fresh();
-    return keys.map((key) => store.keys.get([key[0], key[1]]));
-  }
-
-  async lastEffect(): Promise<number> {
-    return lastEffect(await this.#fresh());
+    // One read transaction: the records and the newest effect are of the same moment.
+    return { records: keys.map((key) => store.keys.get([key[0], key[1]])), lastEffect: lastEffect(store) };
   }
 
   async *allKeys(): AsyncIterable<{ key: Identity; record: Uint8Array }> {

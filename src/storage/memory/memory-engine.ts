@@ -12,6 +12,7 @@ import { identityKey } from '../../model/validate.ts';
 import type {
   EventRow,
   IdempotentBatch,
+  KeyRecords,
   KeyRow,
   StateChange,
   Storage,
@@ -309,16 +310,13 @@ class MemoryStorage implements Storage {
     return stored;
   }
 
-  async lastEffect(): Promise<number> {
-    return this.#open().lastEffect;
-  }
-
-  async keyRecords(keys: readonly Identity[]): Promise<(Uint8Array | undefined)[]> {
+  async keyRecords(keys: readonly Identity[]): Promise<KeyRecords> {
     const store = this.#open();
-    return keys.map((key) => {
+    const records = keys.map((key) => {
       const stored = store.keys.get(identityKey(key));
       return stored === undefined ? undefined : copy(stored.record);
     });
+    return { records, lastEffect: store.lastEffect };
   }
 
   async *allKeys(): AsyncIterable<{ key: Identity; record: Uint8Array }> {

@@ -11,7 +11,7 @@ import { describe } from '../../model/json-pointer.ts';
 import { packr } from '../../model/msgpack.ts';
 import type { Identity } from '../../model/types.ts';
 import { isPlainObject } from '../../model/validate.ts';
-import type { StateChange, Storage, StorageStats, VerifyCheck, WriteDecision, WriteRequest, WriteView } from '../engine.ts';
+import type { KeyRecords, StateChange, Storage, StorageStats, VerifyCheck, WriteDecision, WriteRequest, WriteView } from '../engine.ts';
 import { toEngineHandle, type Engine } from '../registry.ts';
 import { loadDriver, run, toBuffer, toNumber, transaction, withClient, type OwnPool, type PostgresPool, type Row } from './driver.ts';
 import { identityBytes, identityOf, kindRange, nameBytes } from './identity-bytes.ts';
@@ -239,19 +239,21 @@ class PostgresStorage implements Storage {
     return read();
   }
 
-  async keyRecords(keys: readonly Identity[]): Promise<(Uint8Array | undefined)[]> {
-    if (keys.length === 0) return [];
+  async keyRecords(keys: readonly Identity[]): Promise<KeyRecords> {
     const wanted = keys.map(identityBytes);
     const found = new Map<string, Buffer>();
-    for (const row of await this.#query(`SELECT key, record FROM ${this.#s}.keys WHERE key = ANY($1::bytea[])`, [wanted])) {
-      found.set((row.key as Buffer).toString('latin1'), row.record as Buffer);
+    let lastEffect = 0;
+    // One statement, so one snapshot: the records and the newest effect are of the same moment.
+    const rows = await this.#query(
+      `SELECT NULL::bytea AS key, NULL::bytea AS record, coalesce(max(seq), 0) AS seq FROM ${this.#s}.effects
+       UNION ALL SELECT key, record, NULL FROM ${this.#s}.keys WHERE key = ANY($1::bytea[])`,
+      [wanted],
+    );
+    for (const row of rows) {
+      if (row.key === null) lastEffect = toNumber(row.seq);
+      else found.set((row.key as Buffer).toString('latin1'), row.record as Buffer);
     }
-    return wanted.map((key) => found.get(key.toString('latin1')));
-  }
-
-  async lastEffect(): Promise<number> {
-    const [row] = await this.#query(`SELECT max(seq) AS seq FROM ${this.#s}.effects`);
-    return row?.seq === null || row?.seq === undefined ? 0 : toNumber(row.seq);
+    return { records: wanted.map((key) => found.get(key.toString('latin1'))), lastEffect };
   }
 
   async *allKeys(): AsyncIterable<{ key: Identity; record: Uint8Array }> {
