@@ -29,7 +29,7 @@ import { followLog, prepareFollowOptions, rethrowLater } from '../log/follow.ts'
 import type { LogCore } from '../log/log-core.ts';
 import { aggregateMatcher, readPages } from '../log/read.ts';
 import { NOTIFIER_CONSUMER } from '../log/reactions.ts';
-import { keysOfEvent, liveMaterials } from '../log/reveal.ts';
+import { keyGoneSince, keysOfEvent } from '../log/reveal.ts';
 import { describe } from '../model/json-pointer.ts';
 import { packr } from '../model/msgpack.ts';
 import type { Identity, LogEvent } from '../model/types.ts';
@@ -476,8 +476,7 @@ class StoredNotifier {
 
   /** One attempt at `seq`, reading it afresh unless `event` was just read with every key it needs still live. Returns the error's message, or undefined. */
   async #attempt(seq: number, attempt: number, event?: LogEvent): Promise<string | undefined> {
-    const keys = event === undefined ? [] : keysOfEvent(event);
-    if (event === undefined || (keys.length > 0 && [...(await liveMaterials(this.#core, keys)).values()].some((m) => m === undefined))) {
+    if (event === undefined || (await keyGoneSince(this.#core, event))) {
       [event] = (await this.#core.events([seq])) as [LogEvent];
     }
     return this.#deliver(event, attempt);

@@ -26,7 +26,7 @@ import { followLog, prepareFollowOptions, rethrowLater } from '../log/follow.ts'
 import type { LogCore } from '../log/log-core.ts';
 import { actionSeqs, aggregateMatcher, readEvents } from '../log/read.ts';
 import { instanceAggregate, PROCESS_CONSUMER, PROCESS_KIND, rejectionsAggregate } from '../log/reactions.ts';
-import { keysOfEvent, liveMaterials } from '../log/reveal.ts';
+import { keyGoneSince, keysOfEvent } from '../log/reveal.ts';
 import { statesAt } from '../log/state.ts';
 import { applyPatchAtomic } from '../model/fold.ts';
 import { describe } from '../model/json-pointer.ts';
@@ -517,8 +517,7 @@ class StoredProcess<State> {
       const current = await this.#instance(handling.instance.aggregate, head);
       handling.reaction ??= this.#react(current.exists ? (current.state as State) : this.#init(handling.instance.id, handling.event.seq), handling.event);
       // A key of the event destroyed since it was read: its plaintext must not go anywhere.
-      const eventKeys = keysOfEvent(handling.event);
-      if (eventKeys.length > 0 && [...(await liveMaterials(this.#core, eventKeys)).values()].some((m) => m === undefined)) {
+      if (await keyGoneSince(this.#core, handling.event)) {
         [handling.event] = (await this.#core.events([handling.event.seq])) as [LogEvent];
         handling.reaction = undefined;
         continue;

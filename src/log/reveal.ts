@@ -116,6 +116,15 @@ export function keysOfEvent(event: LogEvent): readonly Identity[] {
 const NO_KEYS: readonly Identity[] = Object.freeze([]);
 
 /**
+ * Whether a key `event` (as revealed here) was decrypted with is gone now, so that its plaintext
+ * must go nowhere: the event is to be read again.
+ */
+export async function keyGoneSince(context: RevealContext, event: LogEvent): Promise<boolean> {
+  const keys = keysOfEvent(event);
+  return keys.length > 0 && [...(await liveMaterials(context, keys)).values()].some((material) => material === undefined);
+}
+
+/**
  * The revealer of a body under `keys` (their `materials` as they are now): decrypting where
  * every key lives, redacting where one is gone (naming it to `redact`).
  */
