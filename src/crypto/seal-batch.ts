@@ -34,11 +34,14 @@ function encryptedOperations(action: PreparedAction): number[] {
 const NOTHING: number[] = [];
 
 /** The distinct keys a batch encrypts with. */
-export function batchKeys(events: readonly PreparedEvent[]): Identity[] {
+export function batchKeys(events: readonly PreparedEvent[]): readonly Identity[] {
+  if (!events.some((event) => event.type === 'action' && event.encrypt !== undefined)) return NO_KEYS;
   const keys = new Map<string, Identity>();
   for (const event of events) if (event.type === 'action') for (const key of event.encrypt?.keys ?? []) keys.set(identityKey(key), key);
   return [...keys.values()];
 }
+
+const NO_KEYS: readonly Identity[] = Object.freeze([]);
 
 /** The keys of an action in their stored order: as given for one, sorted for several. */
 export function actionKeys(keys: readonly Identity[]): Identity[] {

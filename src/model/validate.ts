@@ -2,6 +2,7 @@
  * The boundary: every argument a caller hands the log is checked here, once, and turned into the
  * internal shapes the rest of the code trusts. Nothing here touches storage.
  */
+import { types } from 'node:util';
 import { CoherenceError, InvalidArgumentError, InvalidEventError, ProjectionError } from '../errors.ts';
 import { describe, parsePointer, pointerProblem } from './json-pointer.ts';
 import type { ActionEvent, Identity, LogEvent, MergeMode, Operation } from './types.ts';
@@ -579,6 +580,22 @@ export interface PreparedAppendOptions {
 const MAX_IDEMPOTENCY_KEY_BYTES = 512;
 const APPEND_OPTION_KEYS = new Set(['base', 'resolved', 'dryRun', 'merge', 'idempotencyKey']);
 
+const NO_SEQS: ReadonlySet<number> = new Set();
+
+/**
+ * The base of options that are a plain `{ base }` holding a valid seq (the common append), read
+ * once, without the copy; undefined for anything else, which the full check then reads.
+ */
+function onlyBase(argument: unknown): number | undefined {
+  if (typeof argument !== 'object' || argument === null || types.isProxy(argument) || Array.isArray(argument)) return undefined;
+  if (Object.getPrototypeOf(argument) !== Object.prototype) return undefined;
+  const keys = Object.keys(argument);
+  if (keys.length !== 1 || keys[0] !== 'base') return undefined;
+  const descriptor = Object.getOwnPropertyDescriptor(argument, 'base');
+  const base: unknown = descriptor?.value;
+  return typeof base === 'number' && Number.isSafeInteger(base) && base >= 0 ? base : undefined;
+}
+
 function checkSeq(value: unknown, path: string, min: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     throw new Problem(path, `expected an integer >= ${min}, got ${describe(value)}`);
@@ -591,6 +608,8 @@ function checkSeq(value: unknown, path: string, min: number): number {
  * @throws InvalidArgumentError naming the option.
  */
 export function prepareAppendOptions(argument: unknown): PreparedAppendOptions {
+  const base = onlyBase(argument);
+  if (base !== undefined) return { base, resolved: NO_SEQS, dryRun: false, merge: 'none', idempotencyKey: undefined };
   try {
     const options = snapshot(argument, 0);
     if (!isPlainObject(options)) throw new Problem('', `expected { base, resolved?, dryRun?, merge?, idempotencyKey? }, got ${describe(options)}`);
