@@ -39,14 +39,17 @@ interface Settled {
  * @throws InvalidEventError when an event is larger than `maxEventBytes`.
  */
 export function encodeEvents(prepared: readonly PreparedEvent[], maxEventBytes: number, values?: readonly (readonly unknown[] | undefined)[], extras?: readonly (Extras | undefined)[]): EncodedEvent[] {
-  return prepared.map((event, index) => {
+  const encoded: EncodedEvent[] = new Array(prepared.length);
+  for (let index = 0; index < prepared.length; index++) {
+    const event = prepared[index] as PreparedEvent;
     const record = encodeBody(toBody(event, values?.[index], extras?.[index]));
     const size = bodyLength(record);
     if (size > maxEventBytes) {
       throw new InvalidEventError(index, '', `expected an event of at most ${maxEventBytes} bytes encoded (maxEventBytes), got ${size} bytes`);
     }
-    return { prepared: event, record };
-  });
+    encoded[index] = { prepared: event, record };
+  }
+  return encoded;
 }
 
 /** What the caller sees of an event once it has a seq (plaintext values). */
@@ -75,30 +78,31 @@ function distinct(identities: Iterable<Identity>): Identity[] {
 
 const NONE: readonly Identity[] = [];
 
+const KEYS_CREATED = Object.freeze({ keysCreated: true });
+const NO_KEYS_CREATED = Object.freeze({ keysCreated: false });
+
 /**
  * What a write of `batch` must read: the aggregates it may conflict on, its effects' triggers.
  * A batch's aggregates are gathered when an engine first asks (LMDB reads them in the
  * transaction, so it never does).
  */
-export function writeRequest(batch: readonly EncodedEvent[], base: number, extra: Partial<Omit<WriteRequest, 'base' | 'aggregates'>> = {}): WriteRequest {
+export function writeRequest(batch: readonly EncodedEvent[], base: number, conflictRecords = false, keys: readonly Identity[] = NONE): WriteRequest {
   const only = batch.length === 1 ? (batch[0] as EncodedEvent).prepared : undefined;
   if (only !== undefined) {
     // One event, the most common append: nothing to gather.
-    const request: WriteRequest = { base, aggregates: only.type === 'action' ? [only.aggregate] : NONE, conflictRecords: false, triggers: only.type === 'effect' ? [only.trigger] : NONE, keys: NONE };
-    return Object.assign(request, extra);
+    return { base, aggregates: only.type === 'action' ? [only.aggregate] : NONE, conflictRecords, triggers: only.type === 'effect' ? [only.trigger] : NONE, keys };
   }
   let aggregates: readonly Identity[] | undefined;
   const triggers = batch.some(({ prepared }) => prepared.type === 'effect') ? distinct(batch.flatMap(({ prepared }) => (prepared.type === 'effect' ? [prepared.trigger] : []))) : NONE;
-  const request: WriteRequest = {
+  return {
     base,
     get aggregates() {
       return (aggregates ??= distinct(batch.flatMap(({ prepared }) => (prepared.type === 'action' ? [prepared.aggregate] : []))));
     },
-    conflictRecords: false,
+    conflictRecords,
     triggers,
-    keys: NONE,
+    keys,
   };
-  return Object.assign(request, extra);
 }
 
 /**
@@ -185,15 +189,19 @@ const NOTHING_FOUND: Checked = Object.freeze({ conflicts: Object.freeze([]), res
  * `disjoint-paths`, an action whose patch touches no common location.
  */
 function checkBatch(view: WriteView, batch: readonly EncodedEvent[], options: PreparedAppendOptions, headSeq: number, schemas: Schemas): Checked {
-  const byAggregate = new Map<string, readonly number[]>();
   if (batch.length === 1) {
     // One event, the most common append: when its aggregate has nothing after the base, no more.
-    const only = (batch[0] as EncodedEvent).prepared;
-    if (only.type !== 'action') return NOTHING_FOUND;
-    const seqs = touchingSeqs(view, only.aggregate);
+    const event = (batch[0] as EncodedEvent).prepared;
+    if (event.type !== 'action') return NOTHING_FOUND;
+    const seqs = touchingSeqs(view, event.aggregate);
     if (seqs.length === 0) return NOTHING_FOUND;
-    byAggregate.set(identityKey(only.aggregate), seqs);
+    return checkActions(view, batch, options, headSeq, schemas, new Map([[identityKey(event.aggregate), seqs]]));
   }
+  return checkActions(view, batch, options, headSeq, schemas, new Map());
+}
+
+/** The check of `batch`'s actions, with the seqs already looked up for some aggregates. */
+function checkActions(view: WriteView, batch: readonly EncodedEvent[], options: PreparedAppendOptions, headSeq: number, schemas: Schemas, byAggregate: Map<string, readonly number[]>): Checked {
   const theirs = new Map<number, LogEvent | undefined>();
   const checked = { conflicts: [] as { ours: number; theirs: number }[], resolved: new Map<number, number[]>(), merged: new Map<number, number[]>() };
   const note = (into: Map<number, number[]>, i: number, seq: number) => into.set(i, [...(into.get(i) ?? []), seq]);
@@ -315,27 +323,40 @@ async function toResult(core: LogCore, decided: Exclude<Decided, { status: 'ok' 
 export async function append(core: LogCore, events: unknown, options: unknown, reservedKinds = false): Promise<AppendResult> {
   core.assertOpen();
   // Validated (and copied) before the first await, so the caller may reuse its objects at once.
-  const prepared = prepareEvents(events, core.now(), reservedKinds);
+  const now = core.now();
+  const prepared = prepareEvents(events, now, reservedKinds);
   const appendOptions = prepareAppendOptions(options);
   const keyIds = batchKeys(prepared);
   const extras = batchExtras(prepared, core.settings.schemas, appendOptions.idempotencyKey);
-  const now = core.now();
-  const keys = keyIds.length === 0 ? undefined : prepareBatchKeys(core.storage, core.keys, keyIds, now, core.settings.keyTtl === undefined ? null : expiryAfter(now, core.settings.keyTtl, 'options.keyTtl'));
-  const encode = (material: ReadonlyMap<string, { key: Uint8Array }> | undefined) =>
-    encodeEvents(prepared, core.settings.maxEventBytes, material === undefined ? undefined : sealBatch(prepared, material), extras);
-  // Synchronous up to the engine's write, so that writes are issued in the order of their turns.
-  const write = (batchKeys: BatchKeys | undefined): Promise<Decided> => {
-    const batch = encode(batchKeys?.material);
-    core.assertOpen();
-    const request = writeRequest(batch, appendOptions.base, { conflictRecords: appendOptions.merge === 'disjoint-paths', keys: keyIds });
-    if (appendOptions.idempotencyKey !== undefined) request.idempotencyKey = appendOptions.idempotencyKey;
-    const written = core.storage.write(request, (view) => decideAppend(view, batch, appendOptions, batchKeys, core.settings.schemas, encode));
-    return batchKeys === undefined ? written : written.then((decided) => (batchKeys.committed(), decided));
-  };
-  // The append keeps its place among this log's appends (see LogCore.inTurn).
-  const decided = await core.inTurn(keys, write);
-  if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite({ keysCreated: keys !== undefined && (await keys)?.created === true });
+  let decided: Decided;
+  let keysCreated = false;
+  if (keyIds.length === 0 && core.issuesAtOnce()) {
+    // Nothing to read first and nothing ahead of it: issued now, as inTurn would, without its closure.
+    decided = await issue(core, prepared, extras, appendOptions, keyIds, undefined);
+  } else {
+    const keys = keyIds.length === 0 ? undefined : prepareBatchKeys(core.storage, core.keys, keyIds, now, core.settings.keyTtl === undefined ? null : expiryAfter(now, core.settings.keyTtl, 'options.keyTtl'));
+    // The append keeps its place among this log's appends (see LogCore.inTurn).
+    decided = await core.inTurn(keys, (batchKeys) => issue(core, prepared, extras, appendOptions, keyIds, batchKeys));
+    keysCreated = keys !== undefined && (await keys)?.created === true;
+  }
+  if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite(keysCreated ? KEYS_CREATED : NO_KEYS_CREATED);
   return decided.status === 'ok' || decided.status === 'invalid-base' ? decided : toResult(core, decided);
+}
+
+/**
+ * Encodes a validated batch and hands it to the engine's write, synchronously, so that writes
+ * are issued in the order of their turns. With keys, values are sealed under the material read,
+ * and sealed again inside the write if another writer created one of the keys meanwhile.
+ */
+function issue(core: LogCore, prepared: readonly PreparedEvent[], extras: readonly (Extras | undefined)[] | undefined, options: PreparedAppendOptions, keyIds: readonly Identity[], keys: BatchKeys | undefined): Promise<Decided> {
+  const { maxEventBytes, schemas } = core.settings;
+  const batch = encodeEvents(prepared, maxEventBytes, keys === undefined ? undefined : sealBatch(prepared, keys.material), extras);
+  core.assertOpen();
+  const request = writeRequest(batch, options.base, options.merge === 'disjoint-paths', keyIds);
+  if (options.idempotencyKey !== undefined) request.idempotencyKey = options.idempotencyKey;
+  if (keys === undefined) return core.storage.write(request, (view) => decideAppend(view, batch, options, undefined, schemas));
+  const reencode: Reencode = (material) => encodeEvents(prepared, maxEventBytes, sealBatch(prepared, material), extras);
+  return core.storage.write(request, (view) => decideAppend(view, batch, options, keys, schemas, reencode)).then((decided) => (keys.committed(), decided));
 }
 
 /**

@@ -96,6 +96,11 @@ export class LogCore implements RevealContext {
     return () => this.#writeListeners.delete(listener);
   }
 
+  /** Whether a write with nothing to read first would be issued at once by `inTurn` (none is waiting). */
+  issuesAtOnce(): boolean {
+    return this.#waiting === 0;
+  }
+
   /**
    * Issues writes to the engine in the order they were asked for, whatever each awaited before
    * (reading its keys): appends pipelined with the bases their predecessors leave then meet the

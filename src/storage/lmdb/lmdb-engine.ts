@@ -96,10 +96,13 @@ async function idle(directory: string): Promise<void> {
 }
 
 interface QueuedWrite {
-  /** `tailChecked`: the tail was checked earlier in this very transaction callback. */
-  run(store: Store, tailChecked: boolean): unknown;
+  request: WriteRequest;
+  decide: (view: WriteView) => WriteDecision<unknown>;
   resolve(value: unknown): void;
   reject(error: unknown): void;
+  /** Once its transaction callback ran it: whether it threw, and what it returned or threw. */
+  threw: boolean;
+  outcome: unknown;
 }
 
 const NOTHING: { actions: readonly number[]; effects: readonly number[] } = { actions: [], effects: [] };
@@ -314,7 +317,7 @@ class LmdbStorage implements Storage {
    */
   write<Result>(request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
-      const queued: QueuedWrite = { run: (store, tailChecked) => this.#apply(store, request, decide, tailChecked), resolve: resolve as (value: unknown) => void, reject };
+      const queued: QueuedWrite = { request, decide, resolve: resolve as (value: unknown) => void, reject, threw: false, outcome: undefined };
       this.#queued.push(queued);
       if (this.#queued.length === 1) setImmediate(() => void this.#flush());
     });
@@ -333,7 +336,7 @@ class LmdbStorage implements Storage {
     if (writes.length === 1 && (inFlight.get(this.#directory) ?? 0) === 0 && this.#alone(store)) {
       const [lone] = writes as [QueuedWrite];
       try {
-        lone.resolve(store.root.transactionSync(() => lone.run(store, false)));
+        lone.resolve(store.root.transactionSync(() => this.#apply(store, lone.request, lone.decide, false)));
       } catch (error) {
         lone.reject(error);
       }
@@ -341,25 +344,26 @@ class LmdbStorage implements Storage {
     }
     // One callback for the turn (lmdb-js would otherwise keep a callback, a promise and a
     // result per write); each write settles on its own outcome once the commit is done.
-    const outcomes: { ok: boolean; value: unknown }[] = new Array(writes.length);
     this.#transaction(store, () => {
       // After a write that threw, the next one checks the tail again.
       let tailChecked = false;
-      for (let i = 0; i < writes.length; i++) {
+      for (const queued of writes) {
         try {
-          outcomes[i] = { ok: true, value: (writes[i] as QueuedWrite).run(store, tailChecked) };
+          queued.outcome = this.#apply(store, queued.request, queued.decide, tailChecked);
           tailChecked = true;
         } catch (error) {
-          outcomes[i] = { ok: false, value: error };
+          queued.threw = true;
+          queued.outcome = error;
           tailChecked = false;
         }
       }
     }).then(
-      () => writes.forEach((queued, i) => {
-        const outcome = outcomes[i] as { ok: boolean; value: unknown };
-        if (outcome.ok) queued.resolve(outcome.value);
-        else queued.reject(outcome.value);
-      }),
+      () => {
+        for (const queued of writes) {
+          if (queued.threw) queued.reject(queued.outcome);
+          else queued.resolve(queued.outcome);
+        }
+      },
       (error: unknown) => {
         for (const queued of writes) queued.reject(error);
       },
