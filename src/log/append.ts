@@ -328,35 +328,38 @@ export async function append(core: LogCore, events: unknown, options: unknown, r
   const appendOptions = prepareAppendOptions(options);
   const keyIds = batchKeys(prepared);
   const extras = batchExtras(prepared, core.settings.schemas, appendOptions.idempotencyKey);
-  let decided: Decided;
-  let keysCreated = false;
-  if (keyIds.length === 0 && core.issuesAtOnce()) {
-    // Nothing to read first and nothing ahead of it: issued now, as inTurn would, without its closure.
-    decided = await issue(core, prepared, extras, appendOptions, keyIds, undefined);
-  } else {
-    const keys = keyIds.length === 0 ? undefined : prepareBatchKeys(core.storage, core.keys, keyIds, now, core.settings.keyTtl === undefined ? null : expiryAfter(now, core.settings.keyTtl, 'options.keyTtl'));
-    // The append keeps its place among this log's appends (see LogCore.inTurn).
-    decided = await core.inTurn(keys, (batchKeys) => issue(core, prepared, extras, appendOptions, keyIds, batchKeys));
-    keysCreated = keys !== undefined && (await keys)?.created === true;
-  }
-  if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite(keysCreated ? KEYS_CREATED : NO_KEYS_CREATED);
+  if (keyIds.length > 0 || !core.issuesAtOnce()) return appendInTurn(core, prepared, extras, appendOptions, keyIds, now);
+  // Nothing to read first and nothing ahead of it: issued now, as inTurn would, without its closure.
+  const decided = await issue(core, encodeEvents(prepared, core.settings.maxEventBytes, undefined, extras), appendOptions, keyIds);
+  if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite(NO_KEYS_CREATED);
+  return decided.status === 'ok' || decided.status === 'invalid-base' ? decided : toResult(core, decided);
+}
+
+/** An append that reads its keys first, or waits for an earlier one's: it keeps its place among this log's appends (see LogCore.inTurn). */
+async function appendInTurn(core: LogCore, prepared: readonly PreparedEvent[], extras: readonly (Extras | undefined)[] | undefined, options: PreparedAppendOptions, keyIds: readonly Identity[], now: number): Promise<AppendResult> {
+  const { maxEventBytes, keyTtl } = core.settings;
+  const keys = keyIds.length === 0 ? undefined : prepareBatchKeys(core.storage, core.keys, keyIds, now, keyTtl === undefined ? null : expiryAfter(now, keyTtl, 'options.keyTtl'));
+  const decided = await core.inTurn(keys, (batchKeys) => {
+    if (batchKeys === undefined) return issue(core, encodeEvents(prepared, maxEventBytes, undefined, extras), options, keyIds);
+    const reencode: Reencode = (material) => encodeEvents(prepared, maxEventBytes, sealBatch(prepared, material), extras);
+    return issue(core, reencode(batchKeys.material), options, keyIds, batchKeys, reencode).then((result) => (batchKeys.committed(), result));
+  });
+  if (decided.status === 'ok' && !options.dryRun) core.notifyWrite(keys !== undefined && (await keys)?.created === true ? KEYS_CREATED : NO_KEYS_CREATED);
   return decided.status === 'ok' || decided.status === 'invalid-base' ? decided : toResult(core, decided);
 }
 
 /**
- * Encodes a validated batch and hands it to the engine's write, synchronously, so that writes
- * are issued in the order of their turns. With keys, values are sealed under the material read,
- * and sealed again inside the write if another writer created one of the keys meanwhile.
+ * Hands an encoded batch to the engine's write; called synchronously after the encoding, so
+ * that writes are issued in the order of their turns. With keys, the batch was sealed under the
+ * material read, and `reencode` seals it again inside the write if another writer created one
+ * of the keys meanwhile.
  */
-function issue(core: LogCore, prepared: readonly PreparedEvent[], extras: readonly (Extras | undefined)[] | undefined, options: PreparedAppendOptions, keyIds: readonly Identity[], keys: BatchKeys | undefined): Promise<Decided> {
-  const { maxEventBytes, schemas } = core.settings;
-  const batch = encodeEvents(prepared, maxEventBytes, keys === undefined ? undefined : sealBatch(prepared, keys.material), extras);
+function issue(core: LogCore, batch: readonly EncodedEvent[], options: PreparedAppendOptions, keyIds: readonly Identity[], keys?: BatchKeys, reencode?: Reencode): Promise<Decided> {
   core.assertOpen();
   const request = writeRequest(batch, options.base, options.merge === 'disjoint-paths', keyIds);
   if (options.idempotencyKey !== undefined) request.idempotencyKey = options.idempotencyKey;
-  if (keys === undefined) return core.storage.write(request, (view) => decideAppend(view, batch, options, undefined, schemas));
-  const reencode: Reencode = (material) => encodeEvents(prepared, maxEventBytes, sealBatch(prepared, material), extras);
-  return core.storage.write(request, (view) => decideAppend(view, batch, options, keys, schemas, reencode)).then((decided) => (keys.committed(), decided));
+  const schemas = core.settings.schemas;
+  return core.storage.write(request, (view) => decideAppend(view, batch, options, keys, schemas, reencode));
 }
 
 /**
