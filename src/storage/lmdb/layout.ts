@@ -133,6 +133,23 @@ export function encodeLatest(seq: number): Buffer {
   return value;
 }
 
+/**
+ * Puts the `latest` entry of an aggregate, inside a write transaction callback. lmdb-js runs a
+ * put there at once and LMDB copies the value, so one buffer serves every put (this runs for
+ * every action written).
+ */
+export function putLatest(store: Store, aggregate: Identity, seq: number): void {
+  latestValue.writeDoubleBE(seq);
+  store.latest.put(asKey(aggregate), latestValue);
+}
+
+const latestValue = Buffer.alloc(8);
+
+/** An identity as an LMDB key: the validated two-string array itself, which lmdb-js only reads. */
+export function asKey(identity: Identity): Key {
+  return identity as unknown as Key;
+}
+
 /** The index key of `seq` under an identity. */
 export function indexKey(identity: Identity, seq: number): Key {
   return [identity[0], identity[1], seq];

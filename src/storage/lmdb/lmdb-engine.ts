@@ -24,7 +24,7 @@ import type {
   WriteView,
 } from '../engine.ts';
 import { assertAlone, compactStore, otherProcesses } from './compact.ts';
-import { CONSUMER_META, CONSUMER_STATE, EMPTY, encodeLatest, indexedSeqs, indexKey, lastSeq, MAX_SEQ, openStore, type Store } from './layout.ts';
+import { asKey, CONSUMER_META, CONSUMER_STATE, EMPTY, indexedSeqs, indexKey, lastSeq, MAX_SEQ, openStore, putLatest, type Store } from './layout.ts';
 import { verifyIndexes } from './verify-indexes.ts';
 
 /** How often a connection looks again whether other processes have the store open. */
@@ -96,8 +96,9 @@ async function idle(directory: string): Promise<void> {
 }
 
 interface QueuedWrite {
-  request: WriteRequest;
-  decide: (view: WriteView) => WriteDecision<unknown>;
+  /** Dropped once applied, so that what the decision read (the encoded batch) need not outlive it while the commit runs. */
+  request: WriteRequest | undefined;
+  decide: ((view: WriteView) => WriteDecision<unknown>) | undefined;
   resolve(value: unknown): void;
   reject(error: unknown): void;
   /** Once its transaction callback ran it: whether it threw, and what it returned or threw. */
@@ -133,7 +134,7 @@ class LmdbView implements WriteView {
     const from = this.#request.base + 1;
     if (from > this.head) return NOTHING;
     // One lookup says whether anything touched the aggregate after the base; only then the scans.
-    const latest = this.#store.latest.getBinaryFast([aggregate[0], aggregate[1]]);
+    const latest = this.#store.latest.getBinaryFast(asKey(aggregate));
     if (latest === undefined ? from >= this.#store.latestFrom : latest.readDoubleBE(0) < from) return NOTHING;
     return {
       actions: [...indexedSeqs(this.#store.byAggregate, aggregate, from)],
@@ -189,7 +190,7 @@ function writeEvents(store: Store, rows: readonly EventRow[]): void {
     store.events.put(row.seq, row.record as Buffer);
     if (row.type === 'action') {
       store.byAggregate.put(indexKey(row.aggregate, row.seq), EMPTY);
-      store.latest.put([row.aggregate[0], row.aggregate[1]], encodeLatest(row.seq));
+      putLatest(store, row.aggregate, row.seq);
       if (row.triggers.length > 0) {
         const aggregate = packr.pack(row.aggregate);
         for (const trigger of row.triggers) store.byTrigger.put(indexKey(trigger, row.seq), aggregate);
@@ -198,7 +199,7 @@ function writeEvents(store: Store, rows: readonly EventRow[]): void {
       store.effects.put(row.seq, packr.pack(row.affected));
       for (const aggregate of row.affected) {
         store.effectsByAggregate.put(indexKey(aggregate, row.seq), EMPTY);
-        store.latest.put([aggregate[0], aggregate[1]], encodeLatest(row.seq));
+        putLatest(store, aggregate, row.seq);
         const snapshot: Key = [aggregate[0], aggregate[1]];
         wipe(store.snapshots, snapshot);
         store.snapshots.remove(snapshot);
@@ -335,8 +336,9 @@ class LmdbStorage implements Storage {
     const writes = this.#queued.splice(0);
     if (writes.length === 1 && (inFlight.get(this.#directory) ?? 0) === 0 && this.#alone(store)) {
       const [lone] = writes as [QueuedWrite];
+      const { request, decide } = lone as { request: WriteRequest; decide: (view: WriteView) => WriteDecision<unknown> };
       try {
-        lone.resolve(store.root.transactionSync(() => this.#apply(store, lone.request, lone.decide, false)));
+        lone.resolve(store.root.transactionSync(() => this.#apply(store, request, decide, false)));
       } catch (error) {
         lone.reject(error);
       }
@@ -349,13 +351,15 @@ class LmdbStorage implements Storage {
       let tailChecked = false;
       for (const queued of writes) {
         try {
-          queued.outcome = this.#apply(store, queued.request, queued.decide, tailChecked);
+          queued.outcome = this.#apply(store, queued.request as WriteRequest, queued.decide as (view: WriteView) => WriteDecision<unknown>, tailChecked);
           tailChecked = true;
         } catch (error) {
           queued.threw = true;
           queued.outcome = error;
           tailChecked = false;
         }
+        queued.request = undefined;
+        queued.decide = undefined;
       }
     }).then(
       () => {
