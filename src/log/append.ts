@@ -77,6 +77,12 @@ function distinct(identities: Iterable<Identity>): Identity[] {
 }
 
 const NONE: readonly Identity[] = [];
+const NO_KEY_ROWS: readonly KeyRow[] = [];
+
+function hasEffect(batch: readonly EncodedEvent[]): boolean {
+  for (const { prepared } of batch) if (prepared.type === 'effect') return true;
+  return false;
+}
 
 const KEYS_CREATED = Object.freeze({ keysCreated: true });
 const NO_KEYS_CREATED = Object.freeze({ keysCreated: false });
@@ -93,7 +99,7 @@ export function writeRequest(batch: readonly EncodedEvent[], base: number, confl
     return { base, aggregates: only.type === 'action' ? [only.aggregate] : NONE, conflictRecords, triggers: only.type === 'effect' ? [only.trigger] : NONE, keys };
   }
   let aggregates: readonly Identity[] | undefined;
-  const triggers = batch.some(({ prepared }) => prepared.type === 'effect') ? distinct(batch.flatMap(({ prepared }) => (prepared.type === 'effect' ? [prepared.trigger] : []))) : NONE;
+  const triggers = hasEffect(batch) ? distinct(batch.flatMap(({ prepared }) => (prepared.type === 'effect' ? [prepared.trigger] : []))) : NONE;
   return {
     base,
     get aggregates() {
@@ -113,7 +119,7 @@ export function writeRequest(batch: readonly EncodedEvent[], base: number, confl
 export function eventRows(view: WriteView, batch: readonly EncodedEvent[]): { rows: EventRow[]; events: LogEvent[] } {
   let previousHash: Uint8Array = view.last === undefined ? GENESIS_HASH : recordHash(view.last);
   // Links made earlier in the batch, which its effects affect too (needed only when it has some).
-  const links = batch.some(({ prepared }) => prepared.type === 'effect') ? new Map<string, Identity[]>() : undefined;
+  const links = hasEffect(batch) ? new Map<string, Identity[]>() : undefined;
   const rows: EventRow[] = new Array(batch.length);
   const events: LogEvent[] = new Array(batch.length);
   for (let i = 0; i < batch.length; i++) {
@@ -282,7 +288,7 @@ export function decideAppend(view: WriteView, encoded: readonly EncodedEvent[], 
   // append keeps its place among the others.
   const rechecked = keys?.recheck(view);
   const batch = rechecked === undefined || reencode === undefined ? encoded : reencode(rechecked.material);
-  const keyRows = rechecked?.rows ?? keys?.rows ?? [];
+  const keyRows = rechecked?.rows ?? keys?.rows ?? NO_KEY_ROWS;
   const checked = options.base < view.head ? checkBatch(view, batch, options, view.head, schemas) : NOTHING_FOUND;
   if (checked.conflicts.length > 0) {
     // Ours as they would have been stored: with what each resolved or merged past.
@@ -320,18 +326,33 @@ async function toResult(core: LogCore, decided: Exclude<Decided, { status: 'ok' 
  * Appends a batch (see `Log.append`); `reservedKinds` lets coherence's own parts append on `$` kinds.
  * @throws InvalidEventError, InvalidArgumentError for bad input; LogClosedError after close.
  */
-export async function append(core: LogCore, events: unknown, options: unknown, reservedKinds = false): Promise<AppendResult> {
-  core.assertOpen();
-  // Validated (and copied) before the first await, so the caller may reuse its objects at once.
-  const now = core.now();
-  const prepared = prepareEvents(events, now, reservedKinds);
-  const appendOptions = prepareAppendOptions(options);
-  const keyIds = batchKeys(prepared);
-  const extras = batchExtras(prepared, core.settings.schemas, appendOptions.idempotencyKey);
-  if (keyIds.length > 0 || !core.issuesAtOnce()) return appendInTurn(core, prepared, extras, appendOptions, keyIds, now);
-  // Nothing to read first and nothing ahead of it: issued now, as inTurn would, without its closure.
-  const decided = await issue(core, encodeEvents(prepared, core.settings.maxEventBytes, undefined, extras), appendOptions, keyIds);
-  if (decided.status === 'ok' && !appendOptions.dryRun) core.notifyWrite(NO_KEYS_CREATED);
+export function append(core: LogCore, events: unknown, options: unknown, reservedKinds = false): Promise<AppendResult> {
+  // Not an async function: an append in flight then holds a promise and one closure, not a
+  // suspended frame (a thousand concurrent appends are a thousand of these). What it throws
+  // before the write is still a rejection.
+  let written: Promise<Decided>;
+  let appendOptions: PreparedAppendOptions;
+  try {
+    core.assertOpen();
+    // Validated (and copied) before anything is awaited, so the caller may reuse its objects at once.
+    const now = core.now();
+    const prepared = prepareEvents(events, now, reservedKinds);
+    appendOptions = prepareAppendOptions(options);
+    const keyIds = batchKeys(prepared);
+    const extras = batchExtras(prepared, core.settings.schemas, appendOptions.idempotencyKey);
+    if (keyIds.length > 0 || !core.issuesAtOnce()) return appendInTurn(core, prepared, extras, appendOptions, keyIds, now);
+    // Nothing to read first and nothing ahead of it: issued now, as inTurn would, without its closure.
+    written = issue(core, encodeEvents(prepared, core.settings.maxEventBytes, undefined, extras), appendOptions, keyIds);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const { dryRun } = appendOptions;
+  return written.then((decided) => settle(core, decided, dryRun, false));
+}
+
+/** What the caller gets for what an append decided; a write that appended tells the log's listeners. */
+function settle(core: LogCore, decided: Decided, dryRun: boolean, keysCreated: boolean): AppendResult | Promise<AppendResult> {
+  if (decided.status === 'ok' && !dryRun) core.notifyWrite(keysCreated ? KEYS_CREATED : NO_KEYS_CREATED);
   return decided.status === 'ok' || decided.status === 'invalid-base' ? decided : toResult(core, decided);
 }
 
@@ -344,8 +365,7 @@ async function appendInTurn(core: LogCore, prepared: readonly PreparedEvent[], e
     const reencode: Reencode = (material) => encodeEvents(prepared, maxEventBytes, sealBatch(prepared, material), extras);
     return issue(core, reencode(batchKeys.material), options, keyIds, batchKeys, reencode).then((result) => (batchKeys.committed(), result));
   });
-  if (decided.status === 'ok' && !options.dryRun) core.notifyWrite(keys !== undefined && (await keys)?.created === true ? KEYS_CREATED : NO_KEYS_CREATED);
-  return decided.status === 'ok' || decided.status === 'invalid-base' ? decided : toResult(core, decided);
+  return settle(core, decided, options.dryRun, keys !== undefined && (await keys)?.created === true);
 }
 
 /**
