@@ -95,10 +95,16 @@ async function idle(directory: string): Promise<void> {
   }
 }
 
+/** What a queued write asks for: its request and the log's decision. */
+interface Work {
+  request: WriteRequest;
+  decide: (view: WriteView) => WriteDecision<unknown>;
+}
+
 interface QueuedWrite {
-  /** Dropped once applied, so that what the decision read (the encoded batch) need not outlive it while the commit runs. */
-  request: WriteRequest | undefined;
-  decide: ((view: WriteView) => WriteDecision<unknown>) | undefined;
+  /** Dropped once applied, so that what the decision holds (the encoded batch) need not outlive it while the commit runs. */
+  request: Work['request'] | undefined;
+  decide: Work['decide'] | undefined;
   resolve(value: unknown): void;
   reject(error: unknown): void;
   /** Once its transaction callback ran it: whether it threw, and what it returned or threw. */
@@ -336,7 +342,7 @@ class LmdbStorage implements Storage {
     const writes = this.#queued.splice(0);
     if (writes.length === 1 && (inFlight.get(this.#directory) ?? 0) === 0 && this.#alone(store)) {
       const [lone] = writes as [QueuedWrite];
-      const { request, decide } = lone as { request: WriteRequest; decide: (view: WriteView) => WriteDecision<unknown> };
+      const { request, decide } = lone as Work;
       try {
         lone.resolve(store.root.transactionSync(() => this.#apply(store, request, decide, false)));
       } catch (error) {
@@ -351,7 +357,8 @@ class LmdbStorage implements Storage {
       let tailChecked = false;
       for (const queued of writes) {
         try {
-          queued.outcome = this.#apply(store, queued.request as WriteRequest, queued.decide as (view: WriteView) => WriteDecision<unknown>, tailChecked);
+          const { request, decide } = queued as Work;
+          queued.outcome = this.#apply(store, request, decide, tailChecked);
           tailChecked = true;
         } catch (error) {
           queued.threw = true;
