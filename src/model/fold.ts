@@ -93,6 +93,23 @@ function setMember(root: Container, path: readonly string[], value: unknown, mus
 }
 
 /**
+ * The other common case done directly: `add` at the end of an array (`/-`, RFC 6902 4.1) that
+ * lies under plain-object members (the array already copied by copyPath). Returns false to leave
+ * anything else to fast-json-patch.
+ */
+function appendToArray(root: Container, path: readonly string[], value: unknown): boolean {
+  if (path.length === 0 || path[path.length - 1] !== '-') return false;
+  let parent: unknown = root;
+  for (let i = 0; i < path.length - 1; i++) {
+    if (!isContainer(parent) || Array.isArray(parent)) return false;
+    parent = (parent as Record<string, unknown>)[path[i] as string];
+  }
+  if (!Array.isArray(parent)) return false;
+  parent.push(value);
+  return true;
+}
+
+/**
  * Whether fast-json-patch surely refuses `op` at `path` in `doc` because the path does not
  * resolve: a value on the way to the target is missing (any operation but move and copy) or the
  * target itself is (replace, remove, test: a test of a missing value never holds). It reads as
@@ -134,6 +151,7 @@ export function applyPatchAtomic(state: unknown, patch: readonly Operation[]): u
         if (typeof path !== 'string') {
           copyPath(doc, path, patched);
           if ((op.op === 'add' || op.op === 'replace') && setMember(doc, path, op.value, op.op === 'replace')) continue;
+          if (op.op === 'add' && appendToArray(doc, path, op.value)) continue;
           if (op.op !== 'move' && op.op !== 'copy' && unresolvable(doc, path, op.op)) return state;
         }
         if (op.op === 'move') {
