@@ -378,7 +378,11 @@ class CommandServiceFacade implements CommandService {
   }
 
   async #append(name: string, events: NewAction[], options: PreparedAppendOptions) {
-    const appendOptions: AppendOptions = { base: options.base, resolved: [...options.resolved], merge: options.merge, dryRun: options.dryRun };
+    // Only what differs from append's defaults: a plain { base } is append's fast path.
+    const appendOptions: AppendOptions = { base: options.base };
+    if (options.resolved.size > 0) appendOptions.resolved = [...options.resolved];
+    if (options.merge !== 'none') appendOptions.merge = options.merge;
+    if (options.dryRun) appendOptions.dryRun = true;
     if (options.idempotencyKey !== undefined) appendOptions.idempotencyKey = options.idempotencyKey;
     try {
       return await this.#log.append(events, appendOptions);
