@@ -145,7 +145,7 @@ export function putLatest(store: Store, aggregate: Identity, seq: number): void 
 
 const latestValue = Buffer.alloc(8);
 
-/** An identity as an LMDB key: the validated two-string array itself, which lmdb-js only reads. */
+/** An identity as an LMDB key: the validated [kind, id] array itself, which lmdb-js only reads (a copy would encode the same). */
 export function asKey(identity: Identity): Key {
   return identity as unknown as Key;
 }

@@ -157,7 +157,7 @@ class LmdbView implements WriteView {
   }
 
   key(key: Identity): Uint8Array | undefined {
-    return this.#store.keys.get([key[0], key[1]]);
+    return this.#store.keys.get(asKey(key));
   }
 
   lastEffect(): number {
@@ -206,7 +206,7 @@ function writeEvents(store: Store, rows: readonly EventRow[]): void {
       for (const aggregate of row.affected) {
         store.effectsByAggregate.put(indexKey(aggregate, row.seq), EMPTY);
         putLatest(store, aggregate, row.seq);
-        const snapshot: Key = [aggregate[0], aggregate[1]];
+        const snapshot = asKey(aggregate);
         wipe(store.snapshots, snapshot);
         store.snapshots.remove(snapshot);
       }
@@ -216,7 +216,7 @@ function writeEvents(store: Store, rows: readonly EventRow[]): void {
 
 function writeKeys(store: Store, rows: readonly KeyRow[]): void {
   for (const { key, record, expiresAt, indexedExpiresAt } of rows) {
-    const id: Key = [key[0], key[1]];
+    const id = asKey(key);
     wipe(store.keys, id);
     store.keys.put(id, record as Buffer);
     if (indexedExpiresAt !== null && indexedExpiresAt !== expiresAt) store.keyExpiry.remove([indexedExpiresAt, key[0], key[1]]);
@@ -428,7 +428,7 @@ class LmdbStorage implements Storage {
   }
 
   async snapshot(aggregate: Identity, upTo: number): Promise<{ seq: number; value: Uint8Array } | undefined> {
-    const stored = (await this.#fresh()).snapshots.get([aggregate[0], aggregate[1]]);
+    const stored = (await this.#fresh()).snapshots.get(asKey(aggregate));
     if (stored === undefined) return undefined;
     const [seq, value] = packr.unpack(stored) as [number, Uint8Array];
     return seq <= upTo ? { seq, value } : undefined;
@@ -436,7 +436,7 @@ class LmdbStorage implements Storage {
 
   async putSnapshot(aggregate: Identity, seq: number, value: Uint8Array): Promise<boolean> {
     const store = await this.#ready();
-    const key: Key = [aggregate[0], aggregate[1]];
+    const key = asKey(aggregate);
     return this.#transaction(store, () => {
       for (const _ of indexedSeqs(store.effectsByAggregate, aggregate, seq + 1)) return false;
       const stored = store.snapshots.get(key);
@@ -468,7 +468,7 @@ class LmdbStorage implements Storage {
   async keyRecords(keys: readonly Identity[]): Promise<KeyRecords> {
     const store = await this.#fresh();
     // One read transaction: the records and the newest effect are of the same moment.
-    return { records: keys.map((key) => store.keys.get([key[0], key[1]])), lastEffect: lastEffect(store) };
+    return { records: keys.map((key) => store.keys.get(asKey(key))), lastEffect: lastEffect(store) };
   }
 
   async *allKeys(): AsyncIterable<{ key: Identity; record: Uint8Array }> {

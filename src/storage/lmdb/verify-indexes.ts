@@ -6,7 +6,7 @@ import { packr } from '../../model/msgpack.ts';
 import type { Identity } from '../../model/types.ts';
 import { identityKey } from '../../model/validate.ts';
 import type { IndexFacts, VerifyCheck } from '../engine.ts';
-import { indexKey, type Store } from './layout.ts';
+import { asKey, indexKey, type Store } from './layout.ts';
 
 /** How many events are checked between yields to the event loop (and progress reports). */
 const CHUNK = 10_000;
@@ -87,7 +87,7 @@ export async function verifyIndexes(store: Store, head: number, check: VerifyChe
  * for an aggregate nothing touched. A wrong entry would hide conflicts, so it is corruption.
  */
 function wrongLatest(store: Store, touched: Map<string, { aggregate: Identity; seq: number }>, head: number): Problem | undefined {
-  const latest = (aggregate: Identity): number | undefined => store.latest.getBinary([aggregate[0], aggregate[1]])?.readDoubleBE(0);
+  const latest = (aggregate: Identity): number | undefined => store.latest.getBinary(asKey(aggregate))?.readDoubleBE(0);
   let lowest: Problem | undefined;
   const found = (seq: number) => {
     if (lowest === undefined || seq < lowest.seq) lowest = { seq, reason: 'the latest-seq index disagrees with the events' };
