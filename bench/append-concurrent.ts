@@ -11,7 +11,7 @@ import type { Log, NewAction } from '../src/index.ts';
 import { EMPTY, encodeLatest, type Store } from '../src/storage/lmdb/layout.ts';
 import {
   assertOk, assertSameRecords, closeRawStore, emit, makeActions, median, note, now, openBenchLog, openRawStore, preEncode,
-  rawPut, round, type Bench, type RawWrite,
+  rawLink, rawPut, round, type Bench, type RawWrite,
 } from './support.ts';
 
 const CONCURRENCY = 1000;
@@ -39,7 +39,7 @@ async function rawPutRound(store: Store, writes: readonly RawWrite[], next: { se
     const seq = ++next.seq;
     store.byAggregate.put([...write.aggregate, seq], EMPTY);
     store.latest.put(write.aggregate, encodeLatest(seq));
-    store.byTrigger.put([...write.trigger, seq], write.triggerValue);
+    rawLink(store, seq, write);
     return store.events.put(seq, write.record);
   }));
   return writes.length / ((now() - started) / 1000);

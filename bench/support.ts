@@ -4,9 +4,10 @@
  *
  * The raw baseline writes exactly what coherence writes: the same record bytes (encoded and
  * hash-chained with coherence's own encoder, before the clock starts), the same index entries
- * (events by seq, by-aggregate [kind, id, seq] -> '', by-trigger [kind, id, seq] -> packed
- * aggregate, latest [kind, id] -> seq) and the same transaction sizes, through lmdb directly, with no validation and no
- * checks. The store is opened by `openStore`, so the open options are coherence's by construction.
+ * (events by seq, by-aggregate [kind, id, seq] -> '', latest [kind, id] -> seq, and
+ * trigger-links [trigger, aggregate] -> seq when the pair is not linked yet, which takes the same
+ * lookup as coherence's) and the same transaction sizes, through lmdb directly, with no
+ * validation and no checks. The store is opened by `openStore`, so the open options are coherence's by construction.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,6 @@ import type { Key } from 'lmdb';
 import { openLog, type Identity, type Log, type NewAction } from '../src/index.ts';
 import { prepareEvents } from '../src/model/validate.ts';
 import { encodeBody, GENESIS_HASH, sealRecord, toBody } from '../src/log/record.ts';
-import { packr } from '../src/model/msgpack.ts';
 import { EMPTY, encodeLatest, openStore, type Store } from '../src/storage/lmdb/layout.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -245,9 +245,8 @@ export function patchBytes(event: NewAction): number {
 export interface RawWrite {
   record: Buffer;
   aggregate: Key[];
-  trigger: Key[];
-  /** The packed aggregate, the by-trigger value. */
-  triggerValue: Buffer;
+  /** The trigger-links key of the event's trigger and aggregate. */
+  link: Key[];
 }
 
 /**
@@ -267,8 +266,7 @@ export function preEncode(events: readonly NewAction[], previousHash: Uint8Array
     return {
       record,
       aggregate: [event.aggregate[0], event.aggregate[1]],
-      trigger: [trigger[0], trigger[1]],
-      triggerValue: packr.pack(event.aggregate),
+      link: [trigger[0], trigger[1], event.aggregate[0], event.aggregate[1]],
     };
   });
   return { writes, lastHash: hash };
@@ -279,7 +277,12 @@ export function rawPut(store: Store, seq: number, write: RawWrite): void {
   store.events.put(seq, write.record);
   store.byAggregate.put([...write.aggregate, seq], EMPTY);
   store.latest.put(write.aggregate, encodeLatest(seq));
-  store.byTrigger.put([...write.trigger, seq], write.triggerValue);
+  rawLink(store, seq, write);
+}
+
+/** The trigger link of an event, unless its pair is linked already (as coherence writes it). */
+export function rawLink(store: Store, seq: number, write: RawWrite): void {
+  if (store.triggerLinks.getBinaryFast(write.link) === undefined) store.triggerLinks.put(write.link, encodeLatest(seq));
 }
 
 /** Opens a raw store: lmdb through `openStore`, so with coherence's exact open options. */

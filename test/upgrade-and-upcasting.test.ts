@@ -8,17 +8,19 @@ import { join } from 'node:path';
 import { open } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { InvalidArgumentError, openLog, UnsupportedFormatError, UpcastError, type Action, type ActionEvent, type LogEvent } from '../src/index.ts';
+import { InvalidArgumentError, openLog, UnsupportedFormatError, UpcastError, type Action, type ActionEvent, type Identity, type Log, type LogEvent, type NewEffect } from '../src/index.ts';
 import { action, allEvents, tempDir } from './support/temp-log.ts';
 
 const FIXTURE = new URL('./fixtures/store-0.1.0/data.mdb', import.meta.url).pathname;
 const FIXTURE_KEY = 'ab'.repeat(32);
+const FORMAT_2_FIXTURE = new URL('./fixtures/store-format-2/data.mdb', import.meta.url).pathname;
+const FORMAT_2_KEY = 'cd'.repeat(32);
 const packr = new Packr({ useRecords: false });
 
-function oldStore(): string {
+function oldStore(fixture = FIXTURE): string {
   const path = join(tempDir(), 'store');
   mkdirSync(path);
-  copyFileSync(FIXTURE, join(path, 'data.mdb'));
+  copyFileSync(fixture, join(path, 'data.mdb'));
   return path;
 }
 
@@ -29,12 +31,21 @@ async function formatOf(path: string): Promise<unknown> {
   return packr.unpack(value as Buffer);
 }
 
+/** How many entries the per-action trigger index of formats 1 and 2 and the trigger links of format 3 hold. */
+async function triggerIndexSizes(path: string): Promise<{ byTrigger: number; links: number }> {
+  const root = open({ path, maxDbs: 16 });
+  const sizes = { byTrigger: root.openDB({ name: 'by-trigger', encoding: 'binary' }).getCount(), links: root.openDB({ name: 'trigger-links', encoding: 'binary' }).getCount() };
+  await root.close();
+  return sizes;
+}
+
 const actionsOf = (events: LogEvent[]) => events.filter((e): e is ActionEvent => 'action' in e);
 
 describe('a store written by 0.1.0', () => {
-  it('opens with every event, state, key and projection as it was, verifies, and is upgraded to format 2', async () => {
+  it('opens with every event, state, key and projection as it was, verifies, and is upgraded to format 3', async () => {
     const path = oldStore();
     expect(await formatOf(path)).toBe(1);
+    expect(await triggerIndexSizes(path)).toEqual({ byTrigger: 2, links: 0 });
     const log = await openLog({ path, masterKey: FIXTURE_KEY, redact: () => '[erased]' });
     expect(await log.head()).toBe(5);
     expect((await log.state(['book', 'Neuromancer'])).state).toEqual({ title: 'Neuromancer', stock: 2 });
@@ -47,7 +58,8 @@ describe('a store written by 0.1.0', () => {
     expect((await log.append([action(['book', 'Neuromancer'], [{ op: 'replace', path: '/stock', value: 5 }])], { base: 5, idempotencyKey: 'restock-1' })).status).toBe('ok');
     expect(await log.verify()).toEqual({ ok: true, events: 6 });
     await log.close();
-    expect(await formatOf(path)).toBe(2);
+    expect(await formatOf(path)).toBe(3);
+    expect(await triggerIndexSizes(path)).toEqual({ byTrigger: 0, links: 2 });
   });
 
   it('gives its actions schema version 1: readers with a schema see them lifted from 1', async () => {
@@ -59,6 +71,42 @@ describe('a store written by 0.1.0', () => {
     });
     expect((await log.state(['book', 'Neuromancer'])).state).toEqual({ title: 'Neuromancer', copies: 2 });
     await log.close();
+  });
+});
+
+describe('a store of format 2 (written before 0.2.0 linked triggers once)', () => {
+  const longTrigger: Identity = ['t'.repeat(512), 'i'.repeat(512)];
+  const longAggregate: Identity = ['k'.repeat(512), 'a'.repeat(512)];
+  const shred = (trigger: Identity): NewEffect => ({ source: 'test', effect: { reason: 'shredded', trigger } });
+  const affectedBy = async (log: Log, seq: number, aggregates: Identity[]) =>
+    (await Promise.all(aggregates.map(async (aggregate) => ((await log.conflicts(seq - 1, aggregate)).some((e) => e.seq === seq) ? [aggregate] : [])))).flat();
+
+  it('links each trigger to each aggregate once, so effects after the upgrade affect what was linked before it, and verifies', async () => {
+    const path = oldStore(FORMAT_2_FIXTURE);
+    expect(await formatOf(path)).toBe(2);
+    // Eight actions' links, two of them repeats of a link made earlier.
+    expect(await triggerIndexSizes(path)).toEqual({ byTrigger: 8, links: 0 });
+    const log = await openLog({ path, masterKey: FORMAT_2_KEY, redact: () => '[erased]' });
+    expect(await log.head()).toBe(8);
+    expect(await log.verify()).toEqual({ ok: true, events: 8 });
+    expect((await log.state(['receipt', 7])).state).toEqual({ card: '4111 1111 1111 1111', total: 42 });
+
+    const books: Identity[] = [['book', 'Neuromancer'], ['book', 'Idoru'], ['book', 'Count Zero'], ['receipt', 7], longAggregate];
+    await log.append([shred(['consent', 'alice'])], { base: 8 });
+    expect(await affectedBy(log, 9, books)).toEqual([['book', 'Neuromancer'], ['book', 'Idoru']]);
+    await log.append([shred(longTrigger)], { base: 9 });
+    expect(await affectedBy(log, 10, books)).toEqual([['book', 'Count Zero'], longAggregate]);
+    await log.keys.shred(['customer', 'carol']);
+    expect((await log.state(['receipt', 7])).state).toEqual({ card: '[erased]', total: '[erased]' });
+    // A link made after the upgrade, to a trigger linked before it.
+    await log.append([action(['book', 'Count Zero'], [{ op: 'add', path: '/m', value: 1 }], { triggers: [['consent', 'bob']] })], { base: 11 });
+    await log.append([shred(['consent', 'bob'])], { base: 12 });
+    expect(await affectedBy(log, 13, books)).toEqual([['book', 'Idoru'], ['book', 'Count Zero']]);
+    expect(await log.verify()).toEqual({ ok: true, events: 13 });
+    await log.close();
+
+    expect(await formatOf(path)).toBe(3);
+    expect(await triggerIndexSizes(path)).toEqual({ byTrigger: 0, links: 7 });
   });
 });
 

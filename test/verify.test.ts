@@ -2,7 +2,9 @@ import { open, type Database, type Key } from 'lmdb';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { CoherenceError, openLog, UnsupportedFormatError } from '../src/index.ts';
-import { tempLog, verifyClosed } from './support/temp-log.ts';
+import type { Identity } from '../src/index.ts';
+import { linkKeyOf } from '../src/storage/lmdb/layout.ts';
+import { action, tempLog, verifyClosed } from './support/temp-log.ts';
 import { a, b, c, key1, populate } from './support/verify-fixtures.ts';
 
 const clock = () => new Date('2024-05-01T12:00:00.000Z');
@@ -20,7 +22,7 @@ interface Raw {
   meta: Database<Buffer, string>;
   events: Database<Buffer, number>;
   byAggregate: Database<Buffer, Key>;
-  byTrigger: Database<Buffer, Key>;
+  triggerLinks: Database<Buffer, Key>;
   effects: Database<Buffer, number>;
   effectsByAggregate: Database<Buffer, Key>;
 }
@@ -33,7 +35,7 @@ async function tamper(path: string, change: (raw: Raw) => void): Promise<void> {
     meta: db<string>('meta'),
     events: db<number>('events'),
     byAggregate: db('by-aggregate'),
-    byTrigger: db('by-trigger'),
+    triggerLinks: db('trigger-links'),
     effects: db<number>('effects'),
     effectsByAggregate: db('effects-by-aggregate'),
   };
@@ -48,6 +50,13 @@ function record(raw: Raw, seq: number): Buffer {
 }
 
 const packr = new Packr({ useRecords: false });
+
+/** A trigger link's value: the seq of the action that made it. */
+function seqValue(seq: number): Buffer {
+  const value = Buffer.alloc(8);
+  value.writeDoubleBE(seq);
+  return value;
+}
 
 describe('verify', () => {
   it('names the event whose body bytes were changed', async () => {
@@ -114,14 +123,65 @@ describe('verify', () => {
     expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 50, reason: expect.stringMatching(/aggregate index/) });
   });
 
-  it('names the action whose trigger-index entry was removed', async () => {
+  it('names the action whose trigger link was removed', async () => {
     const path = await closedStore();
     await tamper(path, (raw) => {
-      expect(raw.byTrigger.doesExist([key1[0], key1[1], 3])).toBe(true);
-      raw.byTrigger.remove([key1[0], key1[1], 3]);
+      expect(raw.triggerLinks.doesExist([key1[0], key1[1], c[0], c[1]])).toBe(true);
+      raw.triggerLinks.remove([key1[0], key1[1], c[0], c[1]]);
     });
     // Event 3 is the first to disagree with the index (the effect at 4 then disagrees too).
     expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 3, reason: expect.stringMatching(/trigger index/) });
+  });
+
+  it('names the action a trigger link claims to be made after', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => raw.triggerLinks.put([key1[0], key1[1], c[0], c[1]], seqValue(5)));
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 3, reason: expect.stringMatching(/trigger index/) });
+  });
+
+  it('names the seq a trigger link claims when it is earlier than the action that made it', async () => {
+    const path = await closedStore();
+    await tamper(path, (raw) => raw.triggerLinks.put([key1[0], key1[1], c[0], c[1]], seqValue(2)));
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 2, reason: expect.stringMatching(/trigger index has an entry no event accounts for/) });
+  });
+
+  it('names the seq a bogus trigger link claims', async () => {
+    const path = await closedStore();
+    // Event 5 is an action on a, but links nothing (and no effect names this trigger).
+    await tamper(path, (raw) => raw.triggerLinks.put(['key', 'ghost', a[0], a[1]], seqValue(5)));
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 5, reason: expect.stringMatching(/trigger index has an entry no event accounts for/) });
+  });
+
+  describe('links of identities too long to share a key (stored under a hash of the aggregate)', () => {
+    const trigger: Identity = ['t'.repeat(512), 'i'.repeat(512)];
+    const long: Identity = ['k'.repeat(512), 'a'.repeat(512)];
+
+    async function linkedStore(): Promise<string> {
+      const { log, path } = await tempLog({ clock });
+      await log.append([action(long, [{ op: 'add', path: '/n', value: 1 }], { triggers: [trigger] }), action(b, [{ op: 'add', path: '/n', value: 1 }])], { base: 0 });
+      expect(await log.verify()).toEqual({ ok: true, events: 2 });
+      await log.close();
+      return path;
+    }
+
+    it('names the action whose hashed link names another aggregate', async () => {
+      const path = await linkedStore();
+      await tamper(path, (raw) => {
+        const value = raw.triggerLinks.getBinary(linkKeyOf(trigger, long));
+        expect(value).toBeDefined();
+        raw.triggerLinks.put(linkKeyOf(trigger, long), Buffer.concat([seqValue(1), packr.pack(b)]));
+      });
+      expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 1, reason: expect.stringMatching(/trigger index/) });
+    });
+
+    it('names the seq of a copy of a hashed link under another key', async () => {
+      const path = await linkedStore();
+      await tamper(path, (raw) => {
+        const value = raw.triggerLinks.getBinary(linkKeyOf(trigger, long)) as Buffer;
+        raw.triggerLinks.put([trigger[0], trigger[1], 'not-the-hash'], Buffer.from(value));
+      });
+      expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 1, reason: expect.stringMatching(/trigger index has an entry no event accounts for/) });
+    });
   });
 
   it('names the effect whose effect-index entry was removed', async () => {

@@ -333,6 +333,30 @@ export function appendConflicts(engine: TestEngine): void {
       expect(await log.append([mine], { base: 2 })).toEqual({ status: 'ok', events: [stored(4, mine)] });
     });
 
+    it('reports an effect to each aggregate linked to its trigger, however long their identities and however often each was linked', async () => {
+      const { log } = await engine.tempLog({ clock });
+      // Identity parts of up to 512 bytes of UTF-8 ('é' is two): with this trigger, the short
+      // aggregate's link and the long one's are stored differently on LMDB (see its layout).
+      const trigger: Identity = ['t'.repeat(300), 'é'.repeat(150)];
+      const longBook: Identity = ['k'.repeat(512), 'é'.repeat(256)];
+      await appendOk(log, [
+        action(book, [{ op: 'add', path: '/stock', value: 1 }], { triggers: [trigger] }),
+        action(longBook, [{ op: 'add', path: '/stock', value: 1 }], { triggers: [trigger, aliceKey] }),
+        action(book, [{ op: 'add', path: '/stock', value: 2 }], { triggers: [trigger] }),
+        action(otherBook, [{ op: 'add', path: '/stock', value: 1 }], { triggers: [aliceKey] }),
+      ], 0);
+      await appendOk(log, [action(longBook, [{ op: 'add', path: '/stock', value: 2 }], { triggers: [trigger] })]); // 5, linked again
+      await appendOk(log, [effect(trigger)]); // 6
+      expect((await log.conflicts(5, book)).map((e) => e.seq)).toEqual([6]);
+      expect((await log.conflicts(5, longBook)).map((e) => e.seq)).toEqual([6]);
+      expect(await log.conflicts(5, otherBook)).toEqual([]);
+      await appendOk(log, [effect(aliceKey)]); // 7
+      expect((await log.conflicts(6, longBook)).map((e) => e.seq)).toEqual([7]);
+      expect((await log.conflicts(6, otherBook)).map((e) => e.seq)).toEqual([7]);
+      expect(await log.conflicts(6, book)).toEqual([]);
+      expect(await log.verify()).toEqual({ ok: true, events: 7 });
+    });
+
     it('does not report an effect at or before the base', async () => {
       const { log } = await engine.tempLog({ clock });
       await appendOk(log, [action(book, [{ op: 'add', path: '/stock', value: 1 }], { triggers: [aliceKey] })], 0);

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import type { Key } from 'lmdb';
 import { packr } from '../../model/msgpack.ts';
 import type { Identity } from '../../model/types.ts';
-import { identityKey } from '../../model/validate.ts';
 import type {
   EventRow,
   IdempotentBatch,
@@ -24,7 +23,7 @@ import type {
   WriteView,
 } from '../engine.ts';
 import { assertAlone, compactStore, otherProcesses } from './compact.ts';
-import { asKey, CONSUMER_META, CONSUMER_STATE, EMPTY, indexedSeqs, indexKey, lastSeq, MAX_SEQ, openStore, putLatest, type Store } from './layout.ts';
+import { asKey, CONSUMER_META, CONSUMER_STATE, EMPTY, indexedSeqs, indexKey, lastSeq, MAX_SEQ, openStore, putLatest, putLink, triggerLinks, type Store } from './layout.ts';
 import { verifyIndexes } from './verify-indexes.ts';
 
 /** How often a connection looks again whether other processes have the store open. */
@@ -182,13 +181,8 @@ function lastEffect(store: Store): number {
 
 /** Every aggregate with an action linked to `trigger` before `seq`, each once, in first-link order. */
 function linkedAggregates(store: Store, trigger: Identity, seq: number): Identity[] {
-  const seen = new Map<string, Identity>();
-  for (const { value } of store.byTrigger.getRange({ start: [trigger[0], trigger[1], 0], end: [trigger[0], trigger[1], seq] })) {
-    const aggregate = packr.unpack(value) as Identity;
-    const key = identityKey(aggregate);
-    if (!seen.has(key)) seen.set(key, aggregate);
-  }
-  return [...seen.values()];
+  const links = [...triggerLinks(store, trigger)].filter((link) => link.seq < seq);
+  return links.sort((x, y) => x.seq - y.seq).map((link) => link.aggregate);
 }
 
 function writeEvents(store: Store, rows: readonly EventRow[]): void {
@@ -197,10 +191,7 @@ function writeEvents(store: Store, rows: readonly EventRow[]): void {
     if (row.type === 'action') {
       store.byAggregate.put(indexKey(row.aggregate, row.seq), EMPTY);
       putLatest(store, row.aggregate, row.seq);
-      if (row.triggers.length > 0) {
-        const aggregate = packr.pack(row.aggregate);
-        for (const trigger of row.triggers) store.byTrigger.put(indexKey(trigger, row.seq), aggregate);
-      }
+      for (const trigger of row.triggers) putLink(store, trigger, row.aggregate, row.seq);
     } else {
       store.effects.put(row.seq, packr.pack(row.affected));
       for (const aggregate of row.affected) {

@@ -6,7 +6,7 @@ import { packr } from '../../model/msgpack.ts';
 import type { Identity } from '../../model/types.ts';
 import { identityKey } from '../../model/validate.ts';
 import type { IndexFacts, VerifyCheck } from '../engine.ts';
-import { asKey, indexKey, type Store } from './layout.ts';
+import { asKey, indexKey, linkedAt, linkKeyOf, linkTrigger, readLink, type Store } from './layout.ts';
 
 /** How many events are checked between yields to the event loop (and progress reports). */
 const CHUNK = 10_000;
@@ -27,7 +27,7 @@ function sameList(a: readonly Identity[], b: readonly Identity[]): boolean {
  * for entries no event accounts for (only when the counts say there are some).
  */
 export async function verifyIndexes(store: Store, head: number, check: VerifyCheck, linked: Linked): Promise<Problem | undefined> {
-  const counts = { byAggregate: 0, byTrigger: 0, effects: 0, effectsByAggregate: 0, idempotency: 0 };
+  const counts = { byAggregate: 0, triggerLinks: 0, effects: 0, effectsByAggregate: 0, idempotency: 0 };
   /** The last seq that touched each aggregate, which `latest` must say. */
   const touched = new Map<string, { aggregate: Identity; seq: number }>();
   const touch = (aggregate: Identity, seq: number) => touched.set(identityKey(aggregate), { aggregate, seq });
@@ -37,10 +37,11 @@ export async function verifyIndexes(store: Store, head: number, check: VerifyChe
       if (!store.byAggregate.doesExist(indexKey(facts.aggregate, seq))) return { seq, reason: 'missing from the aggregate index' };
       counts.byAggregate++;
       touch(facts.aggregate, seq);
+      // Linked at this seq or before; the link made here is the action's own to account for.
       for (const trigger of facts.triggers) {
-        const entry = store.byTrigger.get(indexKey(trigger, seq));
-        if (entry === undefined || !sameIdentity(packr.unpack(entry), facts.aggregate)) return { seq, reason: 'missing or wrong in the trigger index' };
-        counts.byTrigger++;
+        const link = linkedAt(store, trigger, facts.aggregate);
+        if (link === undefined || link.seq > seq || !sameIdentity(link.aggregate, facts.aggregate)) return { seq, reason: 'missing or wrong in the trigger index' };
+        if (link.seq === seq) counts.triggerLinks++;
       }
     } else {
       const stored = store.effects.get(seq);
@@ -69,10 +70,10 @@ export async function verifyIndexes(store: Store, head: number, check: VerifyChe
   store.root.resetReadTxn();
   // Every expected entry exists; equal counts then mean there is nothing else in the index.
   const stray = (db: Store['byAggregate'], expected: number, name: string, explains: (facts: IndexFacts, key: Key) => boolean) =>
-    db.getKeysCount() === expected ? undefined : findStray(store, db.getKeys(), head, name, check, explains);
+    db.getKeysCount() === expected ? undefined : findStray(store, db.getKeys(), seqOf, head, name, check, explains);
   return (
     stray(store.byAggregate, counts.byAggregate, 'aggregate index', (facts, key) => facts.type === 'action' && sameIdentity(identityOf(key), facts.aggregate)) ??
-    stray(store.byTrigger, counts.byTrigger, 'trigger index', (facts, key) => facts.type === 'action' && facts.triggers.some((t) => sameIdentity(identityOf(key), t))) ??
+    strayLink(store, counts.triggerLinks, head, check) ??
     stray(store.effectsByAggregate, counts.effectsByAggregate, 'effect index', (facts, key) =>
       facts.type === 'effect' && linked(store, facts.trigger, seqOf(key)).some((a) => sameIdentity(identityOf(key), a))) ??
     stray(store.effects, counts.effects, 'effects table', (facts) => facts.type === 'effect') ??
@@ -106,6 +107,26 @@ function wrongLatest(store: Store, touched: Map<string, { aggregate: Identity; s
   return lowest;
 }
 
+/**
+ * A trigger link no action accounts for (looked for only when the counts say there is one): the
+ * action at its seq must link its trigger to its aggregate, under the key that pair is stored at.
+ */
+function strayLink(store: Store, expected: number, head: number, check: VerifyCheck): Problem | undefined {
+  if (store.triggerLinks.getKeysCount() === expected) return undefined;
+  const links = function* () {
+    for (const { key, value } of store.triggerLinks.getRange()) yield { key, ...readLink(key, value) };
+  };
+  return findStray(store, links(), (link) => link.seq, head, 'trigger index', check, (facts, link) => {
+    const trigger = linkTrigger(link.key);
+    return facts.type === 'action' && sameIdentity(link.aggregate, facts.aggregate) && facts.triggers.some((t) => sameIdentity(trigger, t)) &&
+      sameKey(link.key, linkKeyOf(trigger, link.aggregate));
+  });
+}
+
+function sameKey(a: Key, b: Key): boolean {
+  return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((part, i) => part === b[i]);
+}
+
 /** An idempotency entry no event names (looked for only when the counts say there is one). */
 function strayIdempotency(store: Store, expected: number, head: number, check: VerifyCheck): Problem | undefined {
   if (store.idempotency.getCount() === expected) return undefined;
@@ -136,10 +157,18 @@ function seqOf(key: Key): number {
  * seq it claims. Entries past that head with an event belong to appends made while verify ran;
  * those without one are as wrong as any.
  */
-function findStray(store: Store, keys: Iterable<Key>, head: number, name: string, check: VerifyCheck, explains: (facts: IndexFacts, key: Key) => boolean): Problem | undefined {
+function findStray<Entry>(
+  store: Store,
+  entries: Iterable<Entry>,
+  seqOfEntry: (entry: Entry) => number,
+  head: number,
+  name: string,
+  check: VerifyCheck,
+  explains: (facts: IndexFacts, entry: Entry) => boolean,
+): Problem | undefined {
   let lowest: Problem | undefined;
-  for (const key of keys) {
-    const seq = seqOf(key);
+  for (const key of entries) {
+    const seq = seqOfEntry(key);
     if (typeof seq === 'number' && seq > head && store.events.doesExist(seq)) continue;
     const record = typeof seq === 'number' && seq >= 1 && seq <= head ? store.events.getBinary(seq) : undefined;
     const facts = record === undefined ? undefined : check.factsOf(seq, record);
