@@ -163,15 +163,15 @@ export function encodeLatest(seq: number): Buffer {
 
 /**
  * Puts the `latest` entry of an aggregate, inside a write transaction callback. lmdb-js runs a
- * put there at once and LMDB copies the value, so one buffer serves every put (this runs for
- * every action written).
+ * put there at once and LMDB copies the value, so one buffer serves every put of a seq (this
+ * runs for every action written).
  */
 export function putLatest(store: Store, aggregate: Identity, seq: number): void {
-  latestValue.writeDoubleBE(seq);
-  store.latest.put(asKey(aggregate), latestValue);
+  seqValue.writeDoubleBE(seq);
+  store.latest.put(asKey(aggregate), seqValue);
 }
 
-const latestValue = Buffer.alloc(8);
+const seqValue = Buffer.alloc(8);
 
 /** lmdb-js's largest key at the default page size, in bytes. */
 const MAX_KEY_BYTES = 1978;
@@ -186,15 +186,15 @@ function partBytes(part: Identity[1]): number {
  * too long for one LMDB key together, the trigger and a SHA-256 of the aggregate (base64url,
  * never the 4-element form's shape), the aggregate then following the seq in the value.
  */
-function linkKey(trigger: Identity, aggregate: Identity): { key: Key; hashed: boolean } {
+export function linkKeyOf(trigger: Identity, aggregate: Identity): Identity[1][] {
   const bytes = partBytes(trigger[0]) + partBytes(trigger[1]) + partBytes(aggregate[0]) + partBytes(aggregate[1]);
-  if (bytes <= MAX_KEY_BYTES) return { key: [trigger[0], trigger[1], aggregate[0], aggregate[1]], hashed: false };
-  return { key: [trigger[0], trigger[1], createHash('sha256').update(identityKey(aggregate)).digest('base64url')], hashed: true };
+  if (bytes <= MAX_KEY_BYTES) return [trigger[0], trigger[1], aggregate[0], aggregate[1]];
+  return [trigger[0], trigger[1], createHash('sha256').update(identityKey(aggregate)).digest('base64url')];
 }
 
-/** The key the link of `trigger` and `aggregate` is stored under. */
-export function linkKeyOf(trigger: Identity, aggregate: Identity): Key {
-  return linkKey(trigger, aggregate).key;
+/** Whether a `trigger-links` key is the hashed form (the aggregate is then in the value). */
+function isHashed(key: readonly Identity[1][]): boolean {
+  return key.length === 3;
 }
 
 /**
@@ -203,11 +203,11 @@ export function linkKeyOf(trigger: Identity, aggregate: Identity): Key {
  * {@link putLatest}'s is.
  */
 export function putLink(store: Pick<Store, 'triggerLinks'>, trigger: Identity, aggregate: Identity, seq: number): void {
-  const { key, hashed } = linkKey(trigger, aggregate);
+  const key = linkKeyOf(trigger, aggregate);
   if (store.triggerLinks.getBinaryFast(key) !== undefined) return;
-  if (!hashed) {
-    latestValue.writeDoubleBE(seq);
-    store.triggerLinks.put(key, latestValue);
+  if (!isHashed(key)) {
+    seqValue.writeDoubleBE(seq);
+    store.triggerLinks.put(key, seqValue);
     return;
   }
   const packed = packr.pack(aggregate);
@@ -219,7 +219,7 @@ export function putLink(store: Pick<Store, 'triggerLinks'>, trigger: Identity, a
 
 /** The link stored for `trigger` and `aggregate`: the seq of the first action that made it. */
 export function linkedAt(store: Pick<Store, 'triggerLinks'>, trigger: Identity, aggregate: Identity): { seq: number; aggregate: Identity } | undefined {
-  const { key } = linkKey(trigger, aggregate);
+  const key = linkKeyOf(trigger, aggregate);
   const value = store.triggerLinks.getBinary(key);
   return value === undefined ? undefined : readLink(key, value);
 }
@@ -228,7 +228,7 @@ export function linkedAt(store: Pick<Store, 'triggerLinks'>, trigger: Identity, 
 export function readLink(key: Key, value: Buffer): { seq: number; aggregate: Identity } {
   const parts = key as Identity[1][];
   const seq = value.readDoubleBE(0);
-  const aggregate = parts.length === 4 ? ([parts[2], parts[3]] as Identity) : (packr.unpack(value.subarray(8)) as Identity);
+  const aggregate = isHashed(parts) ? (packr.unpack(value.subarray(8)) as Identity) : ([parts[2], parts[3]] as Identity);
   return { seq, aggregate };
 }
 
