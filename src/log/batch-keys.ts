@@ -8,7 +8,7 @@ import { KeyDestroyedError } from '../errors.ts';
 import { newDataKey, wrapKey } from '../crypto/key-wrap.ts';
 import type { Identity } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
-import type { KeyRecords, KeyRow, Storage, WriteView } from '../storage/engine.ts';
+import type { KeyRow, Storage, WriteView } from '../storage/engine.ts';
 import type { KeyCache } from './key-cache.ts';
 
 /** The keys of one append. */
@@ -55,31 +55,39 @@ interface Prepared {
  */
 export async function prepareBatchKeys(storage: Storage, cache: KeyCache, keys: readonly Identity[], now: number, expiresAt: number | null): Promise<BatchKeys> {
   const kek = cache.kek();
-  const known = keys.map((key) => cache.known(key));
-  const unknown = keys.filter((_, i) => known[i] === undefined);
-  const read = unknown.length === 0 ? undefined : await storage.keyRecords(unknown);
-  if (read !== undefined) cache.noteLastEffect(read.lastEffect);
-  let next = 0;
-  const prepared: Prepared[] = keys.map((key, i) => {
-    const seen = known[i];
-    if (seen !== undefined) {
-      return { key, material: seen.material, wrapped: usableWrapped(key, seen.record, now), stored: seen.stored, record: seen.record, fresh: undefined, readAfterEffect: seen.readAfterEffect };
-    }
-    const stored = read?.records[next++];
-    if (stored !== undefined) {
-      const record = decodeKeyRecord(stored);
-      const wrapped = usableWrapped(key, record, now);
-      const material = cache.material(key, wrapped);
-      const readAfterEffect = (read as KeyRecords).lastEffect;
-      cache.saw(key, stored, record, readAfterEffect);
-      return { key, material, wrapped, stored, record, fresh: undefined, readAfterEffect };
-    }
-    const material = newDataKey();
-    const wrapped = wrapKey(kek, key, material);
-    return { key, material, wrapped, stored: undefined, fresh: { createdAt: now, expiresAt, destroyedAt: null, reason: null, wrapped } };
-  });
-  const rowsOf = (drawn: readonly Prepared[]): KeyRow[] =>
-    drawn.flatMap(({ key, fresh }) => (fresh === undefined ? [] : [{ key, record: encodeKeyRecord(fresh), expiresAt: fresh.expiresAt, indexedExpiresAt: null }]));
+  const prepared: Prepared[] = new Array(keys.length);
+  // Keys this process holds from a record it saw: nothing to read before the write checks them.
+  let unread: number[] | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as Identity;
+    const seen = cache.known(key);
+    if (seen === undefined) (unread ??= []).push(i);
+    else prepared[i] = { key, material: seen.material, wrapped: usableWrapped(key, seen.record, now), stored: seen.stored, record: seen.record, fresh: undefined, readAfterEffect: seen.readAfterEffect };
+  }
+  if (unread !== undefined) {
+    const read = await storage.keyRecords(unread.map((i) => keys[i] as Identity));
+    cache.noteLastEffect(read.lastEffect);
+    unread.forEach((i, n) => {
+      const key = keys[i] as Identity;
+      const stored = read.records[n];
+      if (stored !== undefined) {
+        const record = decodeKeyRecord(stored);
+        const wrapped = usableWrapped(key, record, now);
+        const material = cache.material(key, wrapped);
+        cache.saw(key, stored, record, read.lastEffect);
+        prepared[i] = { key, material, wrapped, stored, record, fresh: undefined, readAfterEffect: read.lastEffect };
+        return;
+      }
+      const material = newDataKey();
+      const wrapped = wrapKey(kek, key, material);
+      prepared[i] = { key, material, wrapped, stored: undefined, fresh: { createdAt: now, expiresAt, destroyedAt: null, reason: null, wrapped } };
+    });
+  }
+  const rowsOf = (drawn: readonly Prepared[]): KeyRow[] => {
+    const rows: KeyRow[] = [];
+    for (const { key, fresh } of drawn) if (fresh !== undefined) rows.push({ key, record: encodeKeyRecord(fresh), expiresAt: fresh.expiresAt, indexedExpiresAt: null });
+    return rows;
+  };
   const materialOf = (keys: readonly Prepared[]) => new Map(keys.map((p) => [identityKey(p.key), { key: p.material }]));
   // What the last recheck read, for `committed`: records are noted with the newest effect only
   // once the transaction they were read in has committed.
