@@ -375,6 +375,12 @@ function identityKey(identity: Identity): string {
   return `${identity[0]}\u0000${typeof identity[1]}\u0000${identity[1]}`;
 }
 
+/** Whether `identities` holds `identity` (`===` on both parts, which tells 7 from '7' as identityKey does). */
+function includesIdentity(identities: readonly Identity[], identity: Identity): boolean {
+  for (const other of identities) if (other[0] === identity[0] && other[1] === identity[1]) return true;
+  return false;
+}
+
 function checkIdentities(value: unknown, path: string): Identity[] {
   if (!Array.isArray(value)) throw new Problem(path, `expected an array of identities, got ${describe(value)}`);
   const length = value.length;
@@ -453,12 +459,7 @@ function checkEvent(value: unknown, defaultTimestamp: number, reservedKinds: boo
   }
   const triggers = value.triggers === undefined ? [] : guarded(checkIdentities, value.triggers, 'triggers');
   const encrypt = value.encrypt === undefined ? undefined : guarded((v, p) => checkEncrypt(v, p, reservedKinds), value.encrypt, 'encrypt');
-  if (encrypt !== undefined) {
-    for (const key of encrypt.keys) {
-      const keyId = identityKey(key);
-      if (!triggers.some((t) => identityKey(t) === keyId)) triggers.push(key);
-    }
-  }
+  if (encrypt !== undefined) for (const key of encrypt.keys) if (!includesIdentity(triggers, key)) triggers.push(key);
   return { type: 'action', timestamp, source, reason: action.reason, actor: action.actor, aggregate: action.aggregate, patch: action.patch, triggers, encrypt };
 }
 
