@@ -64,13 +64,12 @@ export function toBody(event: PreparedEvent, values?: readonly unknown[], extras
     if (op.op === 'remove') return [code, op.path];
     return [code, op.path, values === undefined ? op.value : values[i]];
   });
-  const body: ActionBody = [0, event.timestamp, event.source, event.reason, event.actor, event.aggregate, ops, event.triggers];
-  if (event.encrypt !== undefined || extras !== undefined) {
-    const keys = event.encrypt === undefined ? undefined : actionKeys(event.encrypt.keys);
-    body.push(keys === undefined ? null : keys.length === 1 ? (keys[0] as Identity) : keys);
-  }
-  if (extras !== undefined) body.push(extras);
-  return body;
+  // Each shape built whole: an array grown by push reallocates its elements.
+  if (event.encrypt === undefined && extras === undefined) return [0, event.timestamp, event.source, event.reason, event.actor, event.aggregate, ops, event.triggers];
+  const given = event.encrypt?.keys;
+  const keys: StoredKeys | null = given === undefined ? null : given.length === 1 ? (given[0] as Identity) : actionKeys(given);
+  if (extras === undefined) return [0, event.timestamp, event.source, event.reason, event.actor, event.aggregate, ops, event.triggers, keys];
+  return [0, event.timestamp, event.source, event.reason, event.actor, event.aggregate, ops, event.triggers, keys, extras];
 }
 
 /** The keys an action's values are encrypted under (one, or several sealed together), if any. */
