@@ -199,6 +199,21 @@ describe('verify', () => {
     expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 4, reason: expect.stringMatching(/affected aggregates/) });
   });
 
+  it('checks the hash of events larger than 64 KiB as of any other, and names a changed one', async () => {
+    const { log, path } = await tempLog({ clock });
+    const big = (n: number) => action(['doc', n], [{ op: 'add', path: '/text', value: 'x'.repeat(100_000 + n) }]);
+    await log.append([big(1), big(2)], { base: 0 });
+    await log.append([action(a, [{ op: 'add', path: '/n', value: 1 }])], { base: 2 });
+    expect(await log.verify()).toEqual({ ok: true, events: 3 });
+    await log.close();
+    await tamper(path, (raw) => {
+      const bytes = record(raw, 2);
+      bytes[bytes.length - 5] = (bytes[bytes.length - 5] as number) ^ 0x01;
+      raw.events.put(2, bytes);
+    });
+    expect(await verifyClosed(path, { clock })).toEqual({ ok: false, seq: 2, reason: expect.stringMatching(/hash/) });
+  });
+
   it('names the first bad seq when several are bad', async () => {
     const path = await closedStore();
     await tamper(path, (raw) => {

@@ -114,12 +114,31 @@ export function sealRecord(record: Buffer, previousHash: Uint8Array): Uint8Array
   return record.subarray(1, HEADER_BYTES);
 }
 
-/** The hash a record should carry after `previousHash`, computed without changing it. */
-export function expectedHash(record: Uint8Array, previousHash: Uint8Array): Buffer {
-  const input = Buffer.allocUnsafe(record.length - 1);
+/**
+ * Whether a record carries the hash it should after `previousHash`, checked without changing it.
+ * The input is laid out in one scratch buffer reused from call to call (a record up to 64 KiB)
+ * and the digests compared as latin1 strings, as {@link sealRecord} writes them.
+ */
+export function carriesExpectedHash(record: Uint8Array, previousHash: Uint8Array): boolean {
+  const length = record.length - 1;
+  if (length > MAX_SCRATCH_BYTES) return hashOf(Buffer.allocUnsafe(length), record, previousHash) === storedHash(record);
+  if (hashInput.length < length) hashInput = Buffer.allocUnsafe(Math.min(MAX_SCRATCH_BYTES, Math.max(length, 2 * hashInput.length)));
+  return hashOf(hashInput.subarray(0, length), record, previousHash) === storedHash(record);
+}
+
+const MAX_SCRATCH_BYTES = 64 * 1024;
+let hashInput = Buffer.allocUnsafe(1024);
+
+/** The chain hash of `record` after `previousHash`, laid out in `input` (exactly its length less one). */
+function hashOf(input: Buffer, record: Uint8Array, previousHash: Uint8Array): string {
   input.set(previousHash, 0);
   input.set(record.subarray(HEADER_BYTES), HASH_BYTES);
-  return hash('sha256', input, 'buffer');
+  return hash('sha256', input, 'binary');
+}
+
+/** The hash a record carries, as a latin1 string. */
+function storedHash(record: Uint8Array): string {
+  return Buffer.from(record.buffer, record.byteOffset + 1, HASH_BYTES).toString('latin1');
 }
 
 export function recordHash(record: Uint8Array): Uint8Array {

@@ -5,7 +5,7 @@
 import type { VerifyResult } from '../model/types.ts';
 import type { IndexFacts } from '../storage/engine.ts';
 import type { LogCore } from './log-core.ts';
-import { decodeBody, expectedHash, extrasOf, GENESIS_HASH, recordHash, type Body } from './record.ts';
+import { carriesExpectedHash, decodeBody, extrasOf, GENESIS_HASH, recordHash, type Body } from './record.ts';
 
 /** The first problem found: ends the walk. */
 class Bad {
@@ -31,7 +31,7 @@ export async function verifyLog(core: LogCore, onProgress?: (seq: number, head: 
   const inspect = (seq: number, record: Uint8Array): IndexFacts => {
     if (seq !== expected) throw new Bad(expected, `expected event ${expected}, found ${seq} next: the sequence has a gap`);
     expected++;
-    if (!Buffer.from(recordHash(record)).equals(expectedHash(record, previousHash))) {
+    if (!carriesExpectedHash(record, previousHash)) {
       throw new Bad(seq, 'the hash does not match the previous hash and the stored bytes');
     }
     previousHash = recordHash(record);
