@@ -37,7 +37,6 @@ import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import { UnsupportedFormatError } from '../../errors.ts';
 import { packr } from '../../model/msgpack.ts';
 import type { Identity } from '../../model/types.ts';
-import { identityKey } from '../../model/validate.ts';
 
 /**
  * Version of the on-disk format; a store with a higher one is refused. 2 (coherence 0.2): records
@@ -183,13 +182,15 @@ function partBytes(part: Identity[1]): number {
 
 /**
  * The `trigger-links` key of a trigger and an aggregate: both identities, or when they could be
- * too long for one LMDB key together, the trigger and a SHA-256 of the aggregate (base64url,
- * never the 4-element form's shape), the aggregate then following the seq in the value.
+ * too long for one LMDB key together, the trigger and the SHA-256 of the aggregate's msgpack
+ * bytes (base64url: three parts, never the four of the other form), the aggregate then following
+ * the seq in the value. The hash is part of the store format, so its input is the identity's
+ * stored encoding, not an in-memory key.
  */
 export function linkKeyOf(trigger: Identity, aggregate: Identity): Identity[1][] {
   const bytes = partBytes(trigger[0]) + partBytes(trigger[1]) + partBytes(aggregate[0]) + partBytes(aggregate[1]);
   if (bytes <= MAX_KEY_BYTES) return [trigger[0], trigger[1], aggregate[0], aggregate[1]];
-  return [trigger[0], trigger[1], createHash('sha256').update(identityKey(aggregate)).digest('base64url')];
+  return [trigger[0], trigger[1], createHash('sha256').update(packr.pack(aggregate)).digest('base64url')];
 }
 
 /** Whether a `trigger-links` key is the hashed form (the aggregate is then in the value). */

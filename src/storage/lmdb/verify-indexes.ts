@@ -167,12 +167,12 @@ function findStray<Entry>(
   explains: (facts: IndexFacts, entry: Entry) => boolean,
 ): Problem | undefined {
   let lowest: Problem | undefined;
-  for (const key of entries) {
-    const seq = seqOfEntry(key);
+  for (const entry of entries) {
+    const seq = seqOfEntry(entry);
     if (typeof seq === 'number' && seq > head && store.events.doesExist(seq)) continue;
     const record = typeof seq === 'number' && seq >= 1 && seq <= head ? store.events.getBinary(seq) : undefined;
     const facts = record === undefined ? undefined : check.factsOf(seq, record);
-    if ((facts === undefined || !explains(facts, key)) && (lowest === undefined || seq < lowest.seq)) {
+    if ((facts === undefined || !explains(facts, entry)) && (lowest === undefined || seq < lowest.seq)) {
       lowest = { seq, reason: `the ${name} has an entry no event accounts for` };
     }
   }
