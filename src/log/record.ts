@@ -161,10 +161,11 @@ export function decodeBody(record: Uint8Array, seq: number): Body {
 }
 
 /**
- * Maps the envelopes of one action (binary values, all under `keys`) to what the reader may see.
- * Returns the function applied to each envelope of the event.
+ * Maps an envelope (a binary value of the action at `seq` on `aggregate`, under `keys`) at `path`
+ * to what the reader may see. One function serves every event under the same keys: what differs
+ * from event to event comes as arguments, so revealing builds no function per event.
  */
-export type Revealer = (seq: number, aggregate: Identity, keys: readonly Identity[]) => (envelope: Uint8Array, path: string) => unknown;
+export type Revealer = (envelope: Uint8Array, path: string, seq: number, aggregate: Identity, keys: readonly Identity[]) => unknown;
 
 /**
  * Turns a body into the public event. `reveal` maps envelopes to what the reader may see;
@@ -176,7 +177,6 @@ export function toLogEvent(seq: number, body: Body, reveal?: Revealer): LogEvent
   }
   const stored = body[6];
   const keys = encryptionKeysOf(body);
-  let open: ((envelope: Uint8Array, path: string) => unknown) | undefined;
   const patch: Operation[] = new Array(stored.length);
   for (let i = 0; i < stored.length; i++) {
     const [code, path, operand] = stored[i] as StoredOperation;
@@ -187,8 +187,7 @@ export function toLogEvent(seq: number, body: Body, reveal?: Revealer): LogEvent
       let value = operand;
       if (operand instanceof Uint8Array && reveal !== undefined) {
         if (keys === undefined) throw new CorruptLogError(`event ${seq}: an encrypted value without its key`);
-        open ??= reveal(seq, body[5], keys);
-        value = open(operand, path);
+        value = reveal(operand, path, seq, body[5], keys);
       }
       patch[i] = { op, path, value };
     } else throw new CorruptLogError(`event ${seq}: unknown operation code ${code}`);

@@ -37,14 +37,7 @@ export interface RevealContext {
   now(): number;
 }
 
-const revealRaw: Revealer = (_seq, _aggregate, keys) => (envelope) => toEnvelope(envelope, keys);
-
-/** The distinct encryption keys of a set of bodies, by identity key. */
-function keysOf(bodies: readonly Body[]): Map<string, Identity> {
-  const keys = new Map<string, Identity>();
-  for (const body of bodies) for (const key of encryptionKeysOf(body) ?? []) keys.set(identityKey(key), key);
-  return keys;
-}
+const revealRaw: Revealer = (envelope, _path, _seq, _aggregate, keys) => toEnvelope(envelope, keys);
 
 /**
  * The material of each of `keys` that can decrypt now (undefined for one that is gone, destroyed
@@ -125,13 +118,22 @@ export async function keyGoneSince(context: RevealContext, event: LogEvent): Pro
 }
 
 /**
- * The revealer of a body under `keys` (their `materials` as they are now): decrypting where
+ * The revealer of bodies under `keys` (their `materials` as they are now): decrypting where
  * every key lives, redacting where one is gone (naming it to `redact`).
  */
 function revealerFor(context: RevealContext, keys: readonly Identity[], materials: readonly (Uint8Array | undefined)[], gone: number): Revealer {
-  if (gone >= 0) return (_seq, aggregate) => (_, path) => context.redact({ aggregate, path, key: keys[gone] as Identity });
-  if (keys.length === 1) return (seq, aggregate) => (envelope, path) => openValue(envelope, materials[0] as Uint8Array, keys[0] as Identity, aggregate, path, seq);
-  return (seq, aggregate) => (envelope, path) => openValueUnderAll(envelope, materials as Uint8Array[], keys, aggregate, path, seq);
+  if (gone >= 0) return (_, path, _seq, aggregate) => context.redact({ aggregate, path, key: keys[gone] as Identity });
+  if (keys.length === 1) return (envelope, path, seq, aggregate) => openValue(envelope, materials[0] as Uint8Array, keys[0] as Identity, aggregate, path, seq);
+  return (envelope, path, seq, aggregate) => openValueUnderAll(envelope, materials as Uint8Array[], keys, aggregate, path, seq);
+}
+
+/** How the bodies under one set of keys are revealed within a page. */
+interface KeySet {
+  /** The keys as the first body of the page under them names them. */
+  keys: readonly Identity[];
+  reveal: Revealer;
+  /** Whether every key lives (so the events are decrypted, not redacted). */
+  live: boolean;
 }
 
 /** The event a reader sees of `body`: revealed, then lifted to the current schema version. */
@@ -142,21 +144,42 @@ function readerEvent(context: RevealContext, seq: number, body: Body, reveal: Re
   return version === 1 && context.schemas.size === 0 ? event : upcast(event, version, context.schemas);
 }
 
-/** Turns decoded bodies into events, shown as `reveal` says. */
+/**
+ * Turns decoded bodies into events, shown as `reveal` says. Each body's keys are named once
+ * (by identity key, or those of a key list joined), and the bodies under the same keys share one
+ * revealer, built after the page's keys are checked.
+ */
 export async function revealBodies(context: RevealContext, entries: readonly { seq: number; body: Body }[], reveal: Reveal): Promise<LogEvent[]> {
   if (reveal === 'raw') return entries.map(({ seq, body }) => toLogEvent(seq, body, revealRaw));
-  const keys = keysOf(entries.map((entry) => entry.body));
+  const sets: (string | undefined)[] = new Array(entries.length);
+  const keys = new Map<string, Identity>();
+  const named = new Map<string, readonly Identity[]>();
+  for (let i = 0; i < entries.length; i++) {
+    const used = encryptionKeysOf((entries[i] as { body: Body }).body);
+    if (used === undefined) continue;
+    const ids = used.map(identityKey);
+    const set = ids.length === 1 ? (ids[0] as string) : ids.join('\u0001');
+    sets[i] = set;
+    if (named.has(set)) continue;
+    named.set(set, used);
+    used.forEach((key, k) => keys.set(ids[k] as string, key));
+  }
   // Without keys no body holds an envelope: a binary value there is corruption, which
   // toLogEvent reports before it would call the revealer.
   if (keys.size === 0) return entries.map(({ seq, body }) => readerEvent(context, seq, body, revealRaw));
   const material = await materialsOf(context, keys);
-  return entries.map(({ seq, body }) => {
-    const used = encryptionKeysOf(body);
-    if (used === undefined) return readerEvent(context, seq, body, revealRaw);
+  const revealers = new Map<string, KeySet>();
+  for (const [set, used] of named) {
     const materials = used.map((key) => material.get(identityKey(key)));
     const gone = materials.indexOf(undefined);
-    const event = readerEvent(context, seq, body, revealerFor(context, used, materials, gone));
-    if (gone < 0 && reveal === 'tracked') decryptedWith.set(event, used);
+    revealers.set(set, { keys: used, reveal: revealerFor(context, used, materials, gone), live: gone < 0 });
+  }
+  return entries.map(({ seq, body }, i) => {
+    const set = sets[i];
+    if (set === undefined) return readerEvent(context, seq, body, revealRaw);
+    const { keys: used, reveal: revealer, live } = revealers.get(set) as KeySet;
+    const event = readerEvent(context, seq, body, revealer);
+    if (live && reveal === 'tracked') decryptedWith.set(event, used);
     return event;
   });
 }
