@@ -74,37 +74,40 @@ function copyPath(root: Container, segments: readonly string[], patched: { copie
 }
 
 /**
- * The common case done directly: `add`, or `replace` of an existing member, on a member of a
- * plain object (the parent already copied by copyPath). Returns false to leave anything else
- * (arrays, the root, a missing parent or member) to fast-json-patch, which is ten times slower.
+ * The container a written path ends in, reached through plain-object members only (an array on
+ * the way is left to fast-json-patch): where the direct writes below write. Undefined for the
+ * root or when the walk cannot go on; what it returns may be no container at all (a missing parent).
  */
-function setMember(root: Container, path: readonly string[], value: unknown, mustExist: boolean): boolean {
-  if (path.length === 0) return false;
+function memberParent(root: Container, path: readonly string[]): unknown {
+  if (path.length === 0) return undefined;
   let parent: unknown = root;
   for (let i = 0; i < path.length - 1; i++) {
-    if (!isContainer(parent) || Array.isArray(parent)) return false;
+    if (!isContainer(parent) || Array.isArray(parent)) return undefined;
     parent = (parent as Record<string, unknown>)[path[i] as string];
   }
+  return parent;
+}
+
+/**
+ * The common case done directly: `add`, or `replace` of an existing member, of member `key` of
+ * `parent` (from memberParent, already copied by copyPath) when it is a plain object. Returns
+ * false to leave anything else (arrays, the root, a missing parent or member) to fast-json-patch,
+ * which is ten times slower.
+ */
+function setMember(parent: unknown, key: string, value: unknown, mustExist: boolean): boolean {
   if (!isContainer(parent) || Array.isArray(parent) || Object.getPrototypeOf(parent) !== Object.prototype) return false;
-  const key = path[path.length - 1] as string;
   if (mustExist && !Object.hasOwn(parent, key)) return false;
   (parent as Record<string, unknown>)[key] = value;
   return true;
 }
 
 /**
- * The other common case done directly: `add` at the end of an array (`/-`, RFC 6902 4.1) that
- * lies under plain-object members (the array already copied by copyPath). Returns false to leave
+ * The other common case done directly: `add` at the end of an array (`/-`, RFC 6902 4.1), the
+ * array being `parent` (from memberParent, already copied by copyPath). Returns false to leave
  * anything else to fast-json-patch.
  */
-function appendToArray(root: Container, path: readonly string[], value: unknown): boolean {
-  if (path.length === 0 || path[path.length - 1] !== '-') return false;
-  let parent: unknown = root;
-  for (let i = 0; i < path.length - 1; i++) {
-    if (!isContainer(parent) || Array.isArray(parent)) return false;
-    parent = (parent as Record<string, unknown>)[path[i] as string];
-  }
-  if (!Array.isArray(parent)) return false;
+function appendToArray(parent: unknown, key: string, value: unknown): boolean {
+  if (key !== '-' || !Array.isArray(parent)) return false;
   parent.push(value);
   return true;
 }
@@ -150,8 +153,12 @@ export function applyPatchAtomic(state: unknown, patch: readonly Operation[]): u
         const path = segmentsOf(op.path);
         if (typeof path !== 'string') {
           copyPath(doc, path, patched);
-          if ((op.op === 'add' || op.op === 'replace') && setMember(doc, path, op.value, op.op === 'replace')) continue;
-          if (op.op === 'add' && appendToArray(doc, path, op.value)) continue;
+          if (op.op === 'add' || op.op === 'replace') {
+            const parent = memberParent(doc, path);
+            const key = path[path.length - 1] as string;
+            if (setMember(parent, key, op.value, op.op === 'replace')) continue;
+            if (op.op === 'add' && appendToArray(parent, key, op.value)) continue;
+          }
           if (op.op !== 'move' && op.op !== 'copy' && unresolvable(doc, path, op.op)) return state;
         }
         if (op.op === 'move') {
