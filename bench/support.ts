@@ -16,7 +16,7 @@ import type { Key } from 'lmdb';
 import { openLog, type Identity, type Log, type NewAction } from '../src/index.ts';
 import { prepareEvents } from '../src/model/validate.ts';
 import { encodeBody, GENESIS_HASH, sealRecord, toBody } from '../src/log/record.ts';
-import { EMPTY, encodeLatest, openStore, type Store } from '../src/storage/lmdb/layout.ts';
+import { EMPTY, encodeLatest, linkKeyOf, openStore, type Store } from '../src/storage/lmdb/layout.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Results
@@ -245,8 +245,8 @@ export function patchBytes(event: NewAction): number {
 export interface RawWrite {
   record: Buffer;
   aggregate: Key[];
-  /** The trigger-links key of the event's trigger and aggregate. */
-  link: Key[];
+  /** The trigger-links key of the event's trigger and aggregate (coherence's, worked out before timing). */
+  link: Key;
 }
 
 /**
@@ -266,7 +266,7 @@ export function preEncode(events: readonly NewAction[], previousHash: Uint8Array
     return {
       record,
       aggregate: [event.aggregate[0], event.aggregate[1]],
-      link: [trigger[0], trigger[1], event.aggregate[0], event.aggregate[1]],
+      link: linkKeyOf(trigger, event.aggregate),
     };
   });
   return { writes, lastHash: hash };
