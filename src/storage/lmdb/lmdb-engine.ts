@@ -24,6 +24,7 @@ import type {
 } from '../engine.ts';
 import { assertAlone, compactStore, otherProcesses } from './compact.ts';
 import { asKey, CONSUMER_META, CONSUMER_STATE, EMPTY, indexedSeqs, indexKey, lastSeq, MAX_SEQ, openStore, putLatest, putLink, triggerLinks, type Store } from './layout.ts';
+import { KnownLinks, linkId } from './known-links.ts';
 import { verifyIndexes } from './verify-indexes.ts';
 
 /** How often a connection looks again whether other processes have the store open. */
@@ -185,13 +186,23 @@ function linkedAggregates(store: Store, trigger: Identity, seq: number): Identit
   return links.sort((x, y) => x.seq - y.seq).map((link) => link.aggregate);
 }
 
-function writeEvents(store: Store, rows: readonly EventRow[]): void {
+/**
+ * Writes the rows of events with their index entries. A trigger link `known` holds is not looked
+ * up; the others are (and written where missing), and go into `linked`, for `known` once the
+ * transaction has committed.
+ */
+function writeEvents(store: Store, rows: readonly EventRow[], known: KnownLinks, linked: string[]): void {
   for (const row of rows) {
     store.events.put(row.seq, row.record as Buffer);
     if (row.type === 'action') {
       store.byAggregate.put(indexKey(row.aggregate, row.seq), EMPTY);
       putLatest(store, row.aggregate, row.seq);
-      for (const trigger of row.triggers) putLink(store, trigger, row.aggregate, row.seq);
+      for (const trigger of row.triggers) {
+        const id = linkId(trigger, row.aggregate);
+        if (known.has(id)) continue;
+        putLink(store, trigger, row.aggregate, row.seq);
+        linked.push(id);
+      }
     } else {
       store.effects.put(row.seq, packr.pack(row.affected));
       for (const aggregate of row.affected) {
@@ -227,6 +238,7 @@ class LmdbStorage implements Storage {
   /** Writes asked for in this turn, not yet handed to lmdb-js. */
   #queued: QueuedWrite[] = [];
   #aloneAt: { at: number; alone: boolean } | undefined;
+  readonly #links = new KnownLinks();
 
   /** The store directory's real path: one lmdb-js environment per directory in a process. */
   readonly #directory: string;
@@ -335,7 +347,10 @@ class LmdbStorage implements Storage {
       const [lone] = writes as [QueuedWrite];
       const { request, decide } = lone as Work;
       try {
-        lone.resolve(store.root.transactionSync(() => this.#apply(store, request, decide, false)));
+        const linked: string[] = [];
+        const result = store.root.transactionSync(() => this.#apply(store, request, decide, false, linked));
+        this.#links.committed(linked);
+        lone.resolve(result);
       } catch (error) {
         lone.reject(error);
       }
@@ -343,13 +358,14 @@ class LmdbStorage implements Storage {
     }
     // One callback for the turn (lmdb-js would otherwise keep a callback, a promise and a
     // result per write); each write settles on its own outcome once the commit is done.
+    const linked: string[] = [];
     this.#transaction(store, () => {
       // After a write that threw, the next one checks the tail again.
       let tailChecked = false;
       for (const queued of writes) {
         try {
           const { request, decide } = queued as Work;
-          queued.outcome = this.#apply(store, request, decide, tailChecked);
+          queued.outcome = this.#apply(store, request, decide, tailChecked, linked);
           tailChecked = true;
         } catch (error) {
           queued.threw = true;
@@ -361,6 +377,7 @@ class LmdbStorage implements Storage {
       }
     }).then(
       () => {
+        this.#links.committed(linked);
         for (const queued of writes) {
           if (queued.threw) queued.reject(queued.outcome);
           else queued.resolve(queued.outcome);
@@ -399,14 +416,14 @@ class LmdbStorage implements Storage {
     return this.#aloneAt.alone;
   }
 
-  /** One write inside its transaction: the view, the log's decision, the rows it returns. */
-  #apply<Result>(store: Store, request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>, tailChecked: boolean): Result {
+  /** One write inside its transaction: the view, the log's decision, the rows it returns; the trigger links it looked up go into `linked`. */
+  #apply<Result>(store: Store, request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>, tailChecked: boolean, linked: string[]): Result {
     const view = new LmdbView(store, request, this.#tail, tailChecked);
     if (view.last !== undefined && view.last !== this.#tail?.record) this.#tail = { seq: view.head, record: view.last };
     const decision = decide(view);
     // Everything that can throw ran in decide: from here on the writes go in whole.
     if (decision.events !== undefined && decision.events.length > 0) {
-      writeEvents(store, decision.events);
+      writeEvents(store, decision.events, this.#links, linked);
       const last = decision.events[decision.events.length - 1] as EventRow;
       this.#tail = { seq: last.seq, record: last.record };
     }
