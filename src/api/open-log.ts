@@ -115,14 +115,14 @@ class LogFacade implements Log {
     const checked = prepareSeq(seq, 'seq', 1);
     this.#core.assertOpen();
     const [record] = await this.#core.storage.records([checked]);
-    return record === undefined ? undefined : (await revealRecords(this.#core, [{ seq: checked, record }], 'plain'))[0];
+    return record === undefined ? undefined : (await revealRecords(this.#core, [{ seq: checked, record }], 'plain')).events[0];
   }
 
   read(options?: ReadOptions): AsyncIterable<LogEvent> {
     this.#core.assertOpen();
     const prepared = prepareReadOptions(options);
     // Each iteration starts its own stream from the latest commit.
-    return { [Symbol.asyncIterator]: () => readEvents(this.#core, prepared, undefined, 'plain') };
+    return { [Symbol.asyncIterator]: () => readEvents(this.#core, prepared) };
   }
 
   async conflicts(base: number, aggregate: Identity): Promise<LogEvent[]> {

@@ -255,7 +255,7 @@ export async function duplicateOf(core: LogCore, key: string): Promise<{ status:
     (view) => ({ result: view.idempotent }),
   );
   if (seen === undefined) return undefined;
-  return { status: 'duplicate', events: await core.events(Array.from({ length: seen.last - seen.first + 1 }, (_, i) => seen.first + i)) };
+  return { status: 'duplicate', events: (await core.events(Array.from({ length: seen.last - seen.first + 1 }, (_, i) => seen.first + i))).events };
 }
 
 /**

@@ -29,7 +29,7 @@ import { followLog, prepareFollowOptions, rethrowLater } from '../log/follow.ts'
 import type { LogCore } from '../log/log-core.ts';
 import { aggregateMatcher, readPages } from '../log/read.ts';
 import { NOTIFIER_CONSUMER } from '../log/reactions.ts';
-import { keyGoneSince, keysOfEvent } from '../log/reveal.ts';
+import { keyGoneSince, NOT_DECRYPTED, type DecryptedWith, type Revealed } from '../log/reveal.ts';
 import { describe } from '../model/json-pointer.ts';
 import { packr } from '../model/msgpack.ts';
 import type { Identity, LogEvent } from '../model/types.ts';
@@ -163,6 +163,8 @@ export const MAX_IN_FLIGHT = 1024;
 const COMMIT_MS = 100;
 /** How often a follow looks for a change another process made (a redelivery marked by the CLI). */
 const POLL_MS = 500;
+/** The page before the first one is read. */
+const NO_EVENTS: Revealed = Object.freeze({ events: [], decrypted: [] });
 /** The kind of the open events' states. */
 const OPEN_KIND = '$open';
 
@@ -474,10 +476,13 @@ class StoredNotifier {
     return (affected ?? []).filter((aggregate) => this.#matches?.(aggregate) ?? true);
   }
 
-  /** One attempt at `seq`, reading it afresh unless `event` was just read with every key it needs still live. Returns the error's message, or undefined. */
-  async #attempt(seq: number, attempt: number, event?: LogEvent): Promise<string | undefined> {
-    if (event === undefined || (await keyGoneSince(this.#core, event))) {
-      [event] = (await this.#core.events([seq])) as [LogEvent];
+  /**
+   * One attempt at `seq`, reading it afresh unless `event` was just read (`decrypted` with what)
+   * with every key it needs still live. Returns the error's message, or undefined.
+   */
+  async #attempt(seq: number, attempt: number, event?: LogEvent, decrypted: DecryptedWith = NOT_DECRYPTED): Promise<string | undefined> {
+    if (event === undefined || (await keyGoneSince(this.#core, decrypted))) {
+      [event] = (await this.#core.events([seq])).events as [LogEvent];
     }
     return this.#deliver(event, attempt);
   }
@@ -536,8 +541,8 @@ class StoredNotifier {
       let checkpoint = await this.#load();
       const result: NotifierCatchUpResult & { due?: number } = { from: checkpoint.position + 1, to: checkpoint.position, delivered: 0, failed: 0, deadLettered: 0 };
       // Events come a page at a time (one await per page, not per event); `at` is the next one.
-      let reader: AsyncIterator<LogEvent[]> | undefined;
-      let page: readonly LogEvent[] = [];
+      let reader: AsyncIterator<Revealed> | undefined;
+      let page: Revealed = NO_EVENTS;
       let at = 0;
       for (;;) {
         try {
@@ -546,7 +551,7 @@ class StoredNotifier {
             checkpoint = await this.#load();
             await reader?.return?.();
             reader = undefined;
-            page = [];
+            page = NO_EVENTS;
             at = 0;
           }
           this.#applyRequests(checkpoint);
@@ -569,21 +574,22 @@ class StoredNotifier {
             continue;
           }
           if (checkpoint.position < head) {
-            if (at === page.length) {
+            if (at === page.events.length) {
               reader ??= readPages(this.#core, { ...this.#filter, from: checkpoint.position + 1 }, head)[Symbol.asyncIterator]();
               const next = await reader.next();
               if (next.done === true) {
                 checkpoint.position = head;
                 checkpoint.dirty = true;
                 reader = undefined;
-                page = [];
+                page = NO_EVENTS;
                 at = 0;
                 continue;
               }
               page = next.value;
               at = 0;
             }
-            const event = page[at++] as LogEvent;
+            const decrypted = page.decrypted[at] as DecryptedWith;
+            const event = page.events[at++] as LogEvent;
             if ('action' in event && event.action.aggregate[0].startsWith('$')) {
               // Coherence's own bookkeeping (process states, rejections) is nobody's side effect.
               checkpoint.position = event.seq;
@@ -601,7 +607,7 @@ class StoredNotifier {
               this.#open(checkpoint, open);
               this.#touch(checkpoint, event.seq);
             } else {
-              this.#outcome(checkpoint, result, event.seq, undefined, keysOfEvent(event).length === 0 ? await this.#deliver(event, 1) : await this.#attempt(event.seq, 1, event), lanes, aggregate);
+              this.#outcome(checkpoint, result, event.seq, undefined, decrypted.keys.length === 0 ? await this.#deliver(event, 1) : await this.#attempt(event.seq, 1, event, decrypted), lanes, aggregate);
             }
             if (this.#due(checkpoint, false)) await this.#commit(checkpoint, false);
             continue;

@@ -24,9 +24,9 @@ import { InvalidArgumentError, InvalidEventError, KeyDestroyedError, ProcessErro
 import { append } from '../log/append.ts';
 import { followLog, prepareFollowOptions, rethrowLater } from '../log/follow.ts';
 import type { LogCore } from '../log/log-core.ts';
-import { actionSeqs, aggregateMatcher, readEvents } from '../log/read.ts';
+import { actionSeqs, aggregateMatcher, readDecrypted, readEvents } from '../log/read.ts';
 import { instanceAggregate, PROCESS_CONSUMER, PROCESS_KIND, rejectionsAggregate } from '../log/reactions.ts';
-import { keyGoneSince, keysOfEvent } from '../log/reveal.ts';
+import { keyGoneSince, type DecryptedWith } from '../log/reveal.ts';
 import { statesAt } from '../log/state.ts';
 import { applyPatchAtomic } from '../model/fold.ts';
 import { describe } from '../model/json-pointer.ts';
@@ -254,6 +254,8 @@ interface Attempt {
 interface Handling<State> {
   /** As read for the latest attempt (afresh after its instance changed). */
   event: LogEvent;
+  /** What `event` was decrypted with. */
+  decrypted: DecryptedWith;
   instance: { id: Id; aggregate: Identity };
   /** Its idempotency key: the mark that it was handled. */
   key: string;
@@ -362,9 +364,9 @@ class StoredProcess<State> {
     reading: while (read < head && !ended()) {
       let sinceCommit = 0;
       let lastCommit = performance.now();
-      for await (const event of readEvents(this.#core, { ...this.#filter, from: read + 1 }, head)) {
+      for await (const { event, decrypted } of readDecrypted(this.#core, { ...this.#filter, from: read + 1 }, head)) {
         try {
-          if (await this.#start(event, flying, depth, result, stop, (error) => fail(event.seq, error))) sinceCommit++;
+          if (await this.#start(event, decrypted, flying, depth, result, stop, (error) => fail(event.seq, error))) sinceCommit++;
         } catch (error) {
           // What failed before anything was in flight for it (react, a decider): it stops here.
           fail(event.seq, error);
@@ -404,6 +406,7 @@ class StoredProcess<State> {
    */
   async #start(
     event: LogEvent,
+    decrypted: DecryptedWith,
     flying: Map<number, { footprint: ReadonlySet<string>; done: Promise<void> }>,
     depth: number,
     result: ProcessCatchUpResult,
@@ -415,7 +418,7 @@ class StoredProcess<State> {
     const overlaps = (keys: ReadonlySet<string>) => [...flying.values()].filter((f) => [...keys].some((key) => f.footprint.has(key)));
     const own = new Set([identityKey(instance.aggregate)]);
     while (flying.size >= depth || overlaps(own).length > 0) await Promise.race([...flying.values()].map((f) => f.done));
-    const handling: Handling<State> = { event, instance, key: `${PROCESS_CONSUMER}${this.name}:${event.seq}`, reaction: undefined, conflicts: [], attempt: 1 };
+    const handling: Handling<State> = { event, decrypted, instance, key: `${PROCESS_CONSUMER}${this.name}:${event.seq}`, reaction: undefined, conflicts: [], attempt: 1 };
     let prepared = await this.#prepare(handling);
     for (let footprint = footprintOf(prepared); footprint !== undefined && overlaps(footprint).length > 0; footprint = footprintOf(prepared)) {
       // It read or writes what an append in flight writes: decide again after those.
@@ -485,9 +488,9 @@ class StoredProcess<State> {
     const seqs = await actionSeqs(this.#core, aggregate, 1, head + 1);
     const last = seqs.at(-1);
     if (last === undefined) return { exists: false, state: undefined, keys: [], at: head };
-    const [event] = (await this.#core.events([last])) as [LogEvent];
+    const { events: [event], decrypted: [used] } = (await this.#core.events([last])) as { events: [LogEvent]; decrypted: [DecryptedWith] };
     const document = ('action' in event ? applyPatchAtomic({}, event.action.patch) : {}) as { state?: unknown };
-    return { exists: true, state: document.state, keys: [...keysOfEvent(event)], at: head };
+    return { exists: true, state: document.state, keys: [...used.keys], at: head };
   }
 
   async get(instance: Id): Promise<State | undefined> {
@@ -506,6 +509,13 @@ class StoredProcess<State> {
     }
   }
 
+  /** Reads the event being handled again, with the keys as they are now. */
+  async #readAgain(handling: Handling<State>): Promise<void> {
+    const { events, decrypted } = await this.#core.events([handling.event.seq]);
+    handling.event = events[0] as LogEvent;
+    handling.decrypted = decrypted[0] as DecryptedWith;
+  }
+
   /**
    * The next attempt at an event: the states read at a fresh head (the instance's from memory
    * when nothing changed it), `react` when it has not run or must run again, the decisions.
@@ -517,8 +527,8 @@ class StoredProcess<State> {
       const current = await this.#instance(handling.instance.aggregate, head);
       handling.reaction ??= this.#react(current.exists ? (current.state as State) : this.#init(handling.instance.id, handling.event.seq), handling.event);
       // A key of the event destroyed since it was read: its plaintext must not go anywhere.
-      if (await keyGoneSince(this.#core, handling.event)) {
-        [handling.event] = (await this.#core.events([handling.event.seq])) as [LogEvent];
+      if (await keyGoneSince(this.#core, handling.decrypted)) {
+        await this.#readAgain(handling);
         handling.reaction = undefined;
         continue;
       }
@@ -566,7 +576,7 @@ class StoredProcess<State> {
             // The instance changed (an effect on it, or another process): react again on its
             // fresh state, to the event read afresh (an effect may have redacted it).
             this.#cache.delete(identityKey(instance.aggregate));
-            [handling.event] = (await this.#core.events([seq])) as [LogEvent];
+            await this.#readAgain(handling);
             handling.reaction = undefined;
           }
           await sleep(backoffDelay(this.#runner.retry, handling.attempt));
@@ -625,7 +635,7 @@ class StoredProcess<State> {
     const decided: Attempt = { batch: [], commands: [], stateIndex: undefined, rejected: [], state: reaction.state, keys: [], footprint };
     if (!current.exists || !isDeepStrictEqual(current.state, reaction.state)) {
       // Sealed under every key folded into the instance so far that still lives, and the event's.
-      decided.keys = withTriggers(current.keys, keysOfEvent(event));
+      decided.keys = withTriggers(current.keys, handling.decrypted.keys);
       const state: NewAction = {
         source: this.#who.source,
         action: { reason: 'reacted', actor: this.#who.actor, aggregate: instance.aggregate, patch: [{ op: 'add', path: '/state', value: reaction.state }, { op: 'add', path: '/seq', value: event.seq }] },

@@ -309,11 +309,11 @@ async function toResult(core: LogCore, decided: Exclude<Decided, { status: 'ok' 
   switch (decided.status) {
     case 'duplicate': {
       const seqs = Array.from({ length: decided.last - decided.first + 1 }, (_, i) => decided.first + i);
-      return { status: 'duplicate', events: await core.events(seqs) };
+      return { status: 'duplicate', events: (await core.events(seqs)).events };
     }
     case 'conflict': {
       const theirSeqs = [...new Set(decided.conflicts.map((c) => c.theirs))];
-      const theirs = new Map((await core.events(theirSeqs)).map((event) => [event.seq, event]));
+      const theirs = new Map((await core.events(theirSeqs)).events.map((event) => [event.seq, event]));
       const first = decided.ours[0]?.seq ?? 0;
       const conflicts: Conflict[] = decided.conflicts.map((c) => ({ ours: decided.ours[c.ours - first] as LogEvent, theirs: theirs.get(c.theirs) as LogEvent }));
       const conflicting = new Set(decided.conflicts.map((c) => c.ours));

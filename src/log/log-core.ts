@@ -11,7 +11,7 @@ import { describe } from '../model/json-pointer.ts';
 import type { LogEvent } from '../model/types.ts';
 import type { Storage } from '../storage/engine.ts';
 import type { KeyCache } from './key-cache.ts';
-import { revealRecords, type Redact, type Reveal, type RevealContext } from './reveal.ts';
+import { revealRecords, type Redact, type Reveal, type RevealContext, type Revealed } from './reveal.ts';
 
 /** What `openLog` settles for the log. */
 export interface LogSettings {
@@ -148,10 +148,11 @@ export class LogCore implements RevealContext {
   }
 
   /**
-   * The events at `seqs` (which an index named), as a reader sees them.
+   * The events at `seqs` (which an index named), as a reader sees them, each with what it was
+   * decrypted with.
    * @throws CorruptLogError when one is missing.
    */
-  async events(seqs: readonly number[], reveal: Reveal = 'tracked'): Promise<LogEvent[]> {
+  async events(seqs: readonly number[], reveal: Reveal = 'plain'): Promise<Revealed> {
     this.assertOpen();
     const records = await this.storage.records(seqs);
     return revealRecords(

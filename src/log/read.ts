@@ -7,7 +7,7 @@ import type { Identity, LogEvent } from '../model/types.ts';
 import { identityKey, type PreparedReadOptions } from '../model/validate.ts';
 import type { LogCore } from './log-core.ts';
 import { decodeBody, type Body } from './record.ts';
-import { revealBodies, type Reveal } from './reveal.ts';
+import { revealBodies, type DecryptedWith, type Reveal, type Revealed } from './reveal.ts';
 
 /** Events per page read from the engine (and decrypted with one read of their keys). */
 const PAGE = 256;
@@ -62,7 +62,7 @@ function* yieldPage(core: LogCore, events: readonly LogEvent[]): Generator<LogEv
 }
 
 /** Loads the events of a seq stream a page at a time, yielding each page. */
-export async function* loadPages(core: LogCore, seqs: AsyncIterable<number> | readonly number[], reveal: Reveal): AsyncGenerator<LogEvent[]> {
+export async function* loadPages(core: LogCore, seqs: AsyncIterable<number> | readonly number[], reveal: Reveal): AsyncGenerator<Revealed> {
   if (Array.isArray(seqs)) {
     // Seqs already at hand: cut into pages without awaiting each.
     for (let start = 0; start < seqs.length; start += PAGE) yield await core.events(seqs.slice(start, start + PAGE), reveal);
@@ -102,20 +102,31 @@ async function replaySeqs(core: LogCore, from: number, to: number, matches: ((ag
  * The events `read` yields, in ascending seq, up to `to` (default: the head when it starts, so a
  * read sees the log as it was then, however fast others append): first the replayed actions
  * (all before `from`), then the stream from `from`, filtered. Closing the log ends it between
- * events. They are shown `tracked` (see Reveal), or `plain` when asked; raw with `options.raw`.
+ * events. They are shown `plain` (see Reveal); raw with `options.raw`.
  */
-export async function* readEvents(core: LogCore, options: PreparedReadOptions, until?: number, shown: 'plain' | 'tracked' = 'tracked'): AsyncGenerator<LogEvent> {
-  for await (const page of readPages(core, options, until, shown)) yield* yieldPage(core, page);
+export async function* readEvents(core: LogCore, options: PreparedReadOptions, until?: number): AsyncGenerator<LogEvent> {
+  for await (const page of readPages(core, options, until)) yield* yieldPage(core, page.events);
+}
+
+/** The events of {@link readEvents}, each with what it was decrypted with, for readers that derive from each one. */
+export async function* readDecrypted(core: LogCore, options: PreparedReadOptions, until?: number): AsyncGenerator<{ event: LogEvent; decrypted: DecryptedWith }> {
+  for await (const { events, decrypted } of readPages(core, options, until)) {
+    for (let i = 0; i < events.length; i++) {
+      core.assertOpen(CLOSED_WHILE_READING);
+      yield { event: events[i] as LogEvent, decrypted: decrypted[i] as DecryptedWith };
+    }
+  }
 }
 
 /**
- * The events of {@link readEvents}, a page at a time (one engine read each, none empty), for
- * readers that take events by the hundred (a projection's catch-up): nothing is awaited per
- * event. Closing the log ends it between pages.
+ * The events of {@link readEvents}, a page at a time (one engine read each, none empty), each
+ * with what it was decrypted with, for readers that take events by the hundred (a projection's
+ * catch-up) or derive from them: nothing is awaited per event. Closing the log ends it between
+ * pages.
  */
-export async function* readPages(core: LogCore, options: PreparedReadOptions, until?: number, shown: 'plain' | 'tracked' = 'tracked'): AsyncGenerator<LogEvent[]> {
+export async function* readPages(core: LogCore, options: PreparedReadOptions, until?: number): AsyncGenerator<Revealed> {
   core.assertOpen();
-  const reveal: Reveal = options.raw ? 'raw' : shown;
+  const reveal: Reveal = options.raw ? 'raw' : 'plain';
   const to = until ?? (await core.storage.head());
   const matches = aggregateMatcher(options);
   if (options.replay) yield* loadPages(core, await replaySeqs(core, options.from, to, matches), reveal);
@@ -168,6 +179,6 @@ export async function conflictsOf(core: LogCore, base: number, aggregate: Identi
   for await (const seq of pagedSeqs((start) => core.storage.effectSeqs(aggregate, start, MAX_SEQ, SEQ_PAGE), base + 1)) effects.push(seq);
   const seqs = effects.length === 0 ? actions : [...actions, ...effects].sort((a, b) => a - b);
   const events: LogEvent[] = [];
-  for await (const page of loadPages(core, seqs, 'plain')) events.push(...page);
+  for await (const page of loadPages(core, seqs, 'plain')) events.push(...page.events);
   return events;
 }

@@ -17,10 +17,30 @@ import { upcast } from './upcast.ts';
 
 /**
  * How stored events are shown: `raw` as stored (envelopes, the stored schema version); `plain`
- * as a reader sees them (decrypted or redacted, upcast); `tracked` likewise, noting the keys each
- * event was decrypted with ({@link keysOfEvent}) for what is folded from it.
+ * as a reader sees them (decrypted or redacted, upcast).
  */
-export type Reveal = 'raw' | 'plain' | 'tracked';
+export type Reveal = 'raw' | 'plain';
+
+/**
+ * The keys a revealed event was decrypted with, for what is derived from it (sealed states),
+ * and their identity keys: none for an event that held no plaintext under a key.
+ */
+export interface DecryptedWith {
+  readonly keys: readonly Identity[];
+  readonly ids: readonly string[];
+}
+
+/** What an event that held no plaintext under a key (or was redacted, or shown raw) was decrypted with. */
+export const NOT_DECRYPTED: DecryptedWith = Object.freeze({ keys: Object.freeze([]), ids: Object.freeze([]) });
+
+/**
+ * Events as revealed, and beside each (at the same index) what it was decrypted with: carried
+ * next to the events, not on them, since the events go to users as they are.
+ */
+export interface Revealed {
+  readonly events: LogEvent[];
+  readonly decrypted: readonly DecryptedWith[];
+}
 
 /** What readers see in place of a value whose key is gone. */
 export type Redact = (context: { aggregate: Identity; path: string; key: Identity }) => unknown;
@@ -98,22 +118,12 @@ function gone(context: RevealContext, id: string, key: Identity, material: Map<s
   material.set(id, undefined);
 }
 
-/** The keys each revealed event was decrypted with, for what is folded from it (sealed states). */
-const decryptedWith = new WeakMap<LogEvent, readonly Identity[]>();
-
-/** The keys `event` (as revealed here) was decrypted with; none when it held no plaintext under a key. */
-export function keysOfEvent(event: LogEvent): readonly Identity[] {
-  return decryptedWith.get(event) ?? NO_KEYS;
-}
-
-const NO_KEYS: readonly Identity[] = Object.freeze([]);
-
 /**
- * Whether a key `event` (as revealed here) was decrypted with is gone now, so that its plaintext
- * must go nowhere: the event is to be read again.
+ * Whether a key an event was decrypted with (`decrypted`, as revealed here) is gone now, so that
+ * its plaintext must go nowhere: the event is to be read again.
  */
-export async function keyGoneSince(context: RevealContext, event: LogEvent): Promise<boolean> {
-  const keys = keysOfEvent(event);
+export async function keyGoneSince(context: RevealContext, decrypted: DecryptedWith): Promise<boolean> {
+  const { keys } = decrypted;
   return keys.length > 0 && [...(await liveMaterials(context, keys)).values()].some((material) => material === undefined);
 }
 
@@ -129,11 +139,9 @@ function revealerFor(context: RevealContext, keys: readonly Identity[], material
 
 /** How the bodies under one set of keys are revealed within a page. */
 interface KeySet {
-  /** The keys as the first body of the page under them names them. */
-  keys: readonly Identity[];
   reveal: Revealer;
-  /** Whether every key lives (so the events are decrypted, not redacted). */
-  live: boolean;
+  /** The keys as the first body of the page under them names them, where every one lives (so the events are decrypted, not redacted). */
+  decrypted: DecryptedWith;
 }
 
 /** The event a reader sees of `body`: revealed, then lifted to the current schema version. */
@@ -144,16 +152,21 @@ function readerEvent(context: RevealContext, seq: number, body: Body, reveal: Re
   return version === 1 && context.schemas.size === 0 ? event : upcast(event, version, context.schemas);
 }
 
+/** `count` events that were not decrypted. */
+function noneDecrypted(count: number): DecryptedWith[] {
+  return new Array<DecryptedWith>(count).fill(NOT_DECRYPTED);
+}
+
 /**
  * Turns decoded bodies into events, shown as `reveal` says. Each body's keys are named once
  * (by identity key, or those of a key list joined), and the bodies under the same keys share one
  * revealer, built after the page's keys are checked.
  */
-export async function revealBodies(context: RevealContext, entries: readonly { seq: number; body: Body }[], reveal: Reveal): Promise<LogEvent[]> {
-  if (reveal === 'raw') return entries.map(({ seq, body }) => toLogEvent(seq, body, revealRaw));
+export async function revealBodies(context: RevealContext, entries: readonly { seq: number; body: Body }[], reveal: Reveal): Promise<Revealed> {
+  if (reveal === 'raw') return { events: entries.map(({ seq, body }) => toLogEvent(seq, body, revealRaw)), decrypted: noneDecrypted(entries.length) };
   const sets: (string | undefined)[] = new Array(entries.length);
   const keys = new Map<string, Identity>();
-  const named = new Map<string, readonly Identity[]>();
+  const named = new Map<string, DecryptedWith>();
   for (let i = 0; i < entries.length; i++) {
     const used = encryptionKeysOf((entries[i] as { body: Body }).body);
     if (used === undefined) continue;
@@ -161,30 +174,31 @@ export async function revealBodies(context: RevealContext, entries: readonly { s
     const set = ids.length === 1 ? (ids[0] as string) : ids.join('\u0001');
     sets[i] = set;
     if (named.has(set)) continue;
-    named.set(set, used);
+    named.set(set, { keys: used, ids });
     used.forEach((key, k) => keys.set(ids[k] as string, key));
   }
   // Without keys no body holds an envelope: a binary value there is corruption, which
   // toLogEvent reports before it would call the revealer.
-  if (keys.size === 0) return entries.map(({ seq, body }) => readerEvent(context, seq, body, revealRaw));
+  if (keys.size === 0) return { events: entries.map(({ seq, body }) => readerEvent(context, seq, body, revealRaw)), decrypted: noneDecrypted(entries.length) };
   const material = await materialsOf(context, keys);
   const revealers = new Map<string, KeySet>();
   for (const [set, used] of named) {
-    const materials = used.map((key) => material.get(identityKey(key)));
+    const materials = used.ids.map((id) => material.get(id));
     const gone = materials.indexOf(undefined);
-    revealers.set(set, { keys: used, reveal: revealerFor(context, used, materials, gone), live: gone < 0 });
+    revealers.set(set, { reveal: revealerFor(context, used.keys, materials, gone), decrypted: gone < 0 ? used : NOT_DECRYPTED });
   }
-  return entries.map(({ seq, body }, i) => {
+  const decrypted = noneDecrypted(entries.length);
+  const events = entries.map(({ seq, body }, i) => {
     const set = sets[i];
     if (set === undefined) return readerEvent(context, seq, body, revealRaw);
-    const { keys: used, reveal: revealer, live } = revealers.get(set) as KeySet;
-    const event = readerEvent(context, seq, body, revealer);
-    if (live && reveal === 'tracked') decryptedWith.set(event, used);
-    return event;
+    const { reveal: revealer, decrypted: used } = revealers.get(set) as KeySet;
+    decrypted[i] = used;
+    return readerEvent(context, seq, body, revealer);
   });
+  return { events, decrypted };
 }
 
 /** Decodes stored records and reveals them. @throws CorruptLogError for a record that is not an event. */
-export function revealRecords(context: RevealContext, records: readonly { seq: number; record: Uint8Array }[], reveal: Reveal): Promise<LogEvent[]> {
+export function revealRecords(context: RevealContext, records: readonly { seq: number; record: Uint8Array }[], reveal: Reveal): Promise<Revealed> {
   return revealBodies(context, records.map(({ seq, record }) => ({ seq, body: decodeBody(record, seq) })), reveal);
 }

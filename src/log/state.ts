@@ -14,7 +14,7 @@ import type { Identity } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
 import type { LogCore } from './log-core.ts';
 import { actionSeqs, loadPages } from './read.ts';
-import { keysOfEvent } from './reveal.ts';
+import type { DecryptedWith } from './reveal.ts';
 import { decodeDerived, encodeDerived } from './sealed.ts';
 
 /** What sealed snapshots are bound to (their owner in the associated data). */
@@ -55,13 +55,14 @@ export async function foldAt(core: LogCore, aggregate: Identity, head: number): 
     }
   }
   const seqs = await actionSeqs(core, aggregate, from, head + 1);
-  for await (const page of loadPages(core, seqs, 'tracked')) {
-    for (const event of page) {
-      if (!('action' in event)) continue;
+  for await (const { events, decrypted } of loadPages(core, seqs, 'plain')) {
+    events.forEach((event, i) => {
+      if (!('action' in event)) return;
       state = applyPatchAtomic(state, event.action.patch);
       exists = true;
-      for (const key of keysOfEvent(event)) keys.set(identityKey(key), key);
-    }
+      const used = decrypted[i] as DecryptedWith;
+      used.keys.forEach((key, k) => keys.set(used.ids[k] as string, key));
+    });
   }
   if (every !== undefined && seqs.length >= every) {
     const [value] = encodeDerived(core, SNAPSHOT_OWNER, [{ aggregate, value: { f: fingerprint, state } satisfies Snapshot, keys: [...keys.values()] }]);

@@ -15,7 +15,7 @@ import { InvalidArgumentError, ProjectionError } from '../errors.ts';
 import { followLog, prepareFollowOptions, rethrowLater } from '../log/follow.ts';
 import type { LogCore } from '../log/log-core.ts';
 import { actionSeqs, aggregateMatcher, readPages } from '../log/read.ts';
-import { keysOfEvent } from '../log/reveal.ts';
+import type { DecryptedWith } from '../log/reveal.ts';
 import { decodeDerived, encodeDerived } from '../log/sealed.ts';
 import { applyPatchAtomic } from '../model/fold.ts';
 import { describe } from '../model/json-pointer.ts';
@@ -219,9 +219,9 @@ export class StoredProjection<State> {
     entry.state = undefined;
     entry.keys = new Map();
     entry.stale = false;
-    const actions = await this.#core.events(await actionSeqs(this.#core, entry.aggregate, 1, upTo + 1));
-    for (const action of actions) this.#fold(entry, action as ActionEvent);
-    return actions.length;
+    const { events, decrypted } = await this.#core.events(await actionSeqs(this.#core, entry.aggregate, 1, upTo + 1));
+    events.forEach((action, i) => this.#fold(entry, action as ActionEvent, decrypted[i] as DecryptedWith));
+    return events.length;
   }
 
   /** Folds the events after `position` (at most one batch of them, see {@link BatchLimits}) into `entries`. */
@@ -235,6 +235,7 @@ export class StoredProjection<State> {
       target.changed = true;
     };
     let chunk: LogEvent[] = [];
+    let chunkDecrypted: DecryptedWith[] = [];
     const fold = async (): Promise<void> => {
       const effects = chunk.filter((event) => !('action' in event)).map((event) => event.seq);
       const affected = new Map<number, readonly Identity[]>();
@@ -261,7 +262,7 @@ export class StoredProjection<State> {
             await this.#refold(target, position);
             target.refolded = true;
           }
-          this.#fold(target, event);
+          this.#fold(target, event, chunkDecrypted[i] as DecryptedWith);
           change(target);
           actions++;
           continue;
@@ -274,11 +275,14 @@ export class StoredProjection<State> {
         }
       }
       chunk = [];
+      chunkDecrypted = [];
     };
     let seen = 0;
-    pages: for await (const page of readPages(this.#core, { ...this.#filter, from: position + 1 }, head)) {
-      for (const event of page) {
+    pages: for await (const { events, decrypted } of readPages(this.#core, { ...this.#filter, from: position + 1 }, head)) {
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i] as LogEvent;
         chunk.push(event);
+        chunkDecrypted.push(decrypted[i] as DecryptedWith);
         const full = ++seen >= this.#limits.events;
         if (chunk.length < CHUNK_EVENTS && !full) continue;
         await fold();
@@ -292,8 +296,8 @@ export class StoredProjection<State> {
     return { to, actions, replayed };
   }
 
-  /** Folds one action into an entry, noting the key its plaintext came under. */
-  #fold(entry: Entry<State>, event: ActionEvent): void {
+  /** Folds one action into an entry, noting the keys its plaintext came under (`decrypted`). */
+  #fold(entry: Entry<State>, event: ActionEvent, decrypted: DecryptedWith): void {
     try {
       entry.state = this.#apply(entry.state === undefined ? this.#init(event.action.aggregate) : entry.state, event);
     } catch (cause) {
@@ -302,7 +306,8 @@ export class StoredProjection<State> {
     // Only user code can return what the store cannot hold: the default fold applies validated
     // JSON patches to `{}`, and checking it would cost a walk of the whole state per event.
     if (this.#userFold) assertStorableState(entry.state, this.name, event.seq);
-    for (const key of keysOfEvent(event)) entry.keys.set(identityKey(key), key);
+    const { keys, ids } = decrypted;
+    for (let k = 0; k < keys.length; k++) entry.keys.set(ids[k] as string, keys[k] as Identity);
   }
 
   /** The changed states of a batch, encoded (sealed where keys contributed). */
