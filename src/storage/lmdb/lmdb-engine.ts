@@ -24,7 +24,7 @@ import type {
 } from '../engine.ts';
 import { assertAlone, compactStore, otherProcesses } from './compact.ts';
 import { asKey, CONSUMER_META, CONSUMER_STATE, EMPTY, indexedSeqs, indexKey, lastSeq, MAX_SEQ, openStore, putLatest, putLink, triggerLinks, type Store } from './layout.ts';
-import { KnownLinks, linkId } from './known-links.ts';
+import { KnownLinks } from './known-links.ts';
 import { verifyIndexes } from './verify-indexes.ts';
 
 /** How often a connection looks again whether other processes have the store open. */
@@ -191,17 +191,16 @@ function linkedAggregates(store: Store, trigger: Identity, seq: number): Identit
  * up; the others are (and written where missing), and go into `linked`, for `known` once the
  * transaction has committed.
  */
-function writeEvents(store: Store, rows: readonly EventRow[], known: KnownLinks, linked: string[]): void {
+function writeEvents(store: Store, rows: readonly EventRow[], known: KnownLinks, linked: Identity[]): void {
   for (const row of rows) {
     store.events.put(row.seq, row.record as Buffer);
     if (row.type === 'action') {
       store.byAggregate.put(indexKey(row.aggregate, row.seq), EMPTY);
       putLatest(store, row.aggregate, row.seq);
       for (const trigger of row.triggers) {
-        const id = linkId(trigger, row.aggregate);
-        if (known.has(id)) continue;
+        if (known.has(trigger, row.aggregate)) continue;
         putLink(store, trigger, row.aggregate, row.seq);
-        linked.push(id);
+        linked.push(trigger, row.aggregate);
       }
     } else {
       store.effects.put(row.seq, packr.pack(row.affected));
@@ -347,7 +346,7 @@ class LmdbStorage implements Storage {
       const [lone] = writes as [QueuedWrite];
       const { request, decide } = lone as Work;
       try {
-        const linked: string[] = [];
+        const linked: Identity[] = [];
         const result = store.root.transactionSync(() => this.#apply(store, request, decide, false, linked));
         this.#links.committed(linked);
         lone.resolve(result);
@@ -358,7 +357,7 @@ class LmdbStorage implements Storage {
     }
     // One callback for the turn (lmdb-js would otherwise keep a callback, a promise and a
     // result per write); each write settles on its own outcome once the commit is done.
-    const linked: string[] = [];
+    const linked: Identity[] = [];
     this.#transaction(store, () => {
       // After a write that threw, the next one checks the tail again.
       let tailChecked = false;
@@ -417,7 +416,7 @@ class LmdbStorage implements Storage {
   }
 
   /** One write inside its transaction: the view, the log's decision, the rows it returns; the trigger links it looked up go into `linked`. */
-  #apply<Result>(store: Store, request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>, tailChecked: boolean, linked: string[]): Result {
+  #apply<Result>(store: Store, request: WriteRequest, decide: (view: WriteView) => WriteDecision<Result>, tailChecked: boolean, linked: Identity[]): Result {
     const view = new LmdbView(store, request, this.#tail, tailChecked);
     if (view.last !== undefined && view.last !== this.#tail?.record) this.#tail = { seq: view.head, record: view.last };
     const decision = decide(view);
