@@ -171,7 +171,8 @@ export async function revealBodies(context: RevealContext, entries: readonly { s
     const used = encryptionKeysOf((entries[i] as { body: Body }).body);
     if (used === undefined) continue;
     const ids = used.map(identityKey);
-    const set = ids.length === 1 ? (ids[0] as string) : ids.join('\u0001');
+    // Three NULs never occur within an identity key, so the joined form names one list only.
+    const set = ids.length === 1 ? (ids[0] as string) : ids.join('\u0000\u0000\u0000');
     sets[i] = set;
     if (named.has(set)) continue;
     named.set(set, { keys: used, ids });

@@ -371,8 +371,17 @@ function checkAction(value: unknown): Pick<PreparedAction, 'reason' | 'actor' | 
   return { reason, actor, aggregate, patch: operations };
 }
 
+/**
+ * An identity as a string, for maps and sets in memory (never stored): the kind, a NUL, then a
+ * string id as it is or a number id after a second NUL. Identity parts hold no NUL and a string
+ * id is never empty, so no two identities meet (7 and '7' included), and a key holds at most two
+ * NULs in a row. They sort exactly as the earlier form (kind, NUL, `typeof` id, NUL, id) did:
+ * the keys of a value sealed under several keys, and of a sealed state, are stored in this order
+ * and bound into its associated data, so the order must never change.
+ */
 function identityKey(identity: Identity): string {
-  return `${identity[0]}\u0000${typeof identity[1]}\u0000${identity[1]}`;
+  const id = identity[1];
+  return typeof id === 'string' ? `${identity[0]}\u0000${id}` : `${identity[0]}\u0000\u0000${id}`;
 }
 
 /** Whether `identities` holds `identity` (`===` on both parts, which tells 7 from '7' as identityKey does). */
