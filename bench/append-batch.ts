@@ -5,12 +5,15 @@
  * calls in flight (each with the base its predecessors leave), which lets lmdb-js commit several
  * in one go and overlaps coherence's validation and encoding with the commit before; its ratio
  * is reported against the same target (`pipelined_met`), `met` stays on the awaited calls.
+ * For context, each round also runs raw writes that remember the links they put or found, as
+ * coherence's engine remembers the links it has seen committed, so they look up only new ones
+ * (`ratio_to_raw_remembering_links`); the baseline looks every link up, as LMDB alone must.
  */
 import type { Log, NewAction } from '../src/index.ts';
 import type { Store } from '../src/storage/lmdb/layout.ts';
 import {
   assertOk, assertSameRecords, chunk, closeRawStore, emit, makeActions, median, note, now, openBenchLog, openRawStore,
-  patchBytes, preEncode, rawPut, round, type Bench, type BenchContext, type RawWrite,
+  patchBytes, preEncode, rawPut, rawPutRemembering, round, type Bench, type BenchContext, type RawWrite,
 } from './support.ts';
 
 const ROUNDS = 4;
@@ -46,9 +49,11 @@ async function coherenceRound(context: BenchContext, batches: readonly NewAction
   return head / seconds;
 }
 
-async function rawRound(context: BenchContext, batches: readonly RawWrite[][], depth: number): Promise<number> {
+/** Raw puts of `batches`, a transaction each; `remembering`: looking up only the links not put or found before (see rawPutRemembering). */
+async function rawRound(context: BenchContext, batches: readonly RawWrite[][], depth: number, remembering = false): Promise<number> {
   const dir = context.tempDir();
   const store: Store = openRawStore(dir);
+  const linked = new Set<string>();
   const firsts: number[] = [];
   let seq = 0;
   for (const batch of batches) {
@@ -58,7 +63,8 @@ async function rawRound(context: BenchContext, batches: readonly RawWrite[][], d
   const started = now();
   await windowed(batches.length, depth, (i) => store.root.transaction(() => {
     let next = firsts[i] as number;
-    for (const write of batches[i] as RawWrite[]) rawPut(store, next++, write);
+    if (remembering) for (const write of batches[i] as RawWrite[]) rawPutRemembering(store, next++, write, linked);
+    else for (const write of batches[i] as RawWrite[]) rawPut(store, next++, write);
   }));
   const seconds = (now() - started) / 1000;
   await closeRawStore(store);
@@ -99,8 +105,9 @@ export function appendBatch(size: number, events: number, target: { ratio: numbe
       await coherenceRound(context, batches.slice(0, warm), 1, writes.slice(0, warm * size));
       await rawRound(context, rawBatches.slice(0, warm), 1);
 
-      const runs = { coherence: [] as number[], raw: [] as number[], coherencePipelined: [] as number[], rawPipelined: [] as number[] };
+      const runs = { coherence: [] as number[], raw: [] as number[], rawRemembering: [] as number[], coherencePipelined: [] as number[], rawPipelined: [] as number[] };
       const ratios: number[] = [];
+      const rememberingRatios: number[] = [];
       const pipelinedRatios: number[] = [];
       for (let r = 0; r < ROUNDS; r++) {
         note(`${name}: round ${r + 1}/${ROUNDS}`);
@@ -108,6 +115,9 @@ export function appendBatch(size: number, events: number, target: { ratio: numbe
         const swap = r % 2 === 1;
         const [c, w1] = await pair(swap, () => coherenceRound(context, batches, 1, r === 0 ? writes : undefined), () => rawRound(context, rawBatches, 1));
         const [p, w] = await pair(!swap, () => coherenceRound(context, batches, PIPELINE, r === 1 ? writes : undefined), () => rawRound(context, rawBatches, PIPELINE));
+        const remembering = await rawRound(context, rawBatches, 1, true);
+        runs.rawRemembering.push(remembering);
+        rememberingRatios.push(c / remembering);
         runs.coherence.push(c);
         runs.raw.push(w1);
         runs.coherencePipelined.push(p);
@@ -130,6 +140,8 @@ export function appendBatch(size: number, events: number, target: { ratio: numbe
         ratio: round(ratio, 3),
         coherence_rounds: runs.coherence.map((x) => round(x)),
         raw_rounds: runs.raw.map((x) => round(x)),
+        raw_remembering_links_per_s: round(median(runs.rawRemembering)),
+        ratio_to_raw_remembering_links: round(median(rememberingRatios), 3),
         pipelined: PIPELINE,
         coherence_pipelined_per_s: round(median(runs.coherencePipelined)),
         raw_pipelined_per_s: round(median(runs.rawPipelined)),

@@ -247,6 +247,8 @@ export interface RawWrite {
   aggregate: Key[];
   /** The trigger-links key of the event's trigger and aggregate (coherence's, worked out before timing). */
   link: Key;
+  /** That key as a string, for a raw writer that remembers the links it wrote ({@link rawPutRemembering}). */
+  linkId: string;
 }
 
 /**
@@ -267,6 +269,7 @@ export function preEncode(events: readonly NewAction[], previousHash: Uint8Array
       record,
       aggregate: [event.aggregate[0], event.aggregate[1]],
       link: linkKeyOf(trigger, event.aggregate),
+      linkId: JSON.stringify(linkKeyOf(trigger, event.aggregate)),
     };
   });
   return { writes, lastHash: hash };
@@ -278,6 +281,20 @@ export function rawPut(store: Store, seq: number, write: RawWrite): void {
   store.byAggregate.put([...write.aggregate, seq], EMPTY);
   store.latest.put(write.aggregate, encodeLatest(seq));
   rawLink(store, seq, write);
+}
+
+/**
+ * {@link rawPut}, but the link is looked up only when `linked` (the links this writer has put or
+ * found before) does not hold it: what coherence's engine does with the links it has seen
+ * committed. Context for the append rows, not their baseline.
+ */
+export function rawPutRemembering(store: Store, seq: number, write: RawWrite, linked: Set<string>): void {
+  store.events.put(seq, write.record);
+  store.byAggregate.put([...write.aggregate, seq], EMPTY);
+  store.latest.put(write.aggregate, encodeLatest(seq));
+  if (linked.has(write.linkId)) return;
+  rawLink(store, seq, write);
+  linked.add(write.linkId);
 }
 
 /** The trigger link of an event, unless its pair is linked already (as coherence writes it). */
