@@ -259,10 +259,11 @@ export async function duplicateOf(core: LogCore, key: string): Promise<{ status:
 }
 
 /**
- * What the parts above the service (process managers, the testing kit) need of it that its
- * public face does not show: deciding a command on given states without appending, so that a
- * process manager can append what its commands decided together with its own state. Reached
- * through {@link runnerOf}, never from the user's object.
+ * What the parts above the service (process managers, the testing kit, the gateway) need of it
+ * that its public face does not show: its core and deciders, and deciding a command on given
+ * states without appending, so that a process manager can append what its commands decided
+ * together with its own state. Reached through {@link runnerOf} or {@link serviceInternals},
+ * never from the user's object.
  */
 export interface CommandRunner {
   readonly core: LogCore;
@@ -414,16 +415,13 @@ class CommandServiceFacade implements CommandService {
   }
 }
 
-/** What the gateway needs of a service that its facade does not show: its core and its deciders. */
-const internals = new WeakMap<CommandService, { core: LogCore; deciders: ReadonlyMap<string, Decider<unknown>> }>();
-
 /**
  * The core and deciders behind a command service (the gateway reads the states a command
  * involves for its conditions); undefined for anything `createCommandService` did not make.
  * Not exported from any entry.
  */
-export function serviceInternals(service: unknown): { core: LogCore; deciders: ReadonlyMap<string, Decider<unknown>> } | undefined {
-  return typeof service === 'object' && service !== null ? internals.get(service as CommandService) : undefined;
+export function serviceInternals(service: unknown): Pick<CommandRunner, 'core' | 'deciders'> | undefined {
+  return typeof service === 'object' && service !== null ? runners.get(service) : undefined;
 }
 
 function rejection(error: RejectedError): CommandResult {
@@ -457,7 +455,6 @@ export function createCommandService(log: Log, options: CommandServiceOptions): 
   });
   const prepared = prepareRetry(retry);
   const service = new CommandServiceFacade(log, core, byName, prepared);
-  internals.set(service, { core, deciders: byName });
   runners.set(service, runnerFor(core, byName, prepared));
   return service;
 }
