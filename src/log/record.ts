@@ -80,9 +80,12 @@ export function encryptionKeysOf(body: Body): Identity[] | undefined {
 }
 
 /** The extras of a body (empty when it has none). */
-export function extrasOf(body: Body): Extras {
-  return (body[0] === 0 ? body[9] : body[5]) ?? {};
+export function extrasOf(body: Body): Readonly<Extras> {
+  return (body[0] === 0 ? body[9] : body[5]) ?? NO_EXTRAS;
 }
+
+/** What a body without extras has (shared: read for every event revealed, so not allocated each time). */
+const NO_EXTRAS: Readonly<Extras> = Object.freeze({});
 
 /**
  * Encodes a body; the hash is filled in by {@link sealRecord} once the previous hash is known.
