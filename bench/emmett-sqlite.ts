@@ -47,6 +47,9 @@ async function openEmmett(fileName: string): Promise<{ store: EmmettStore; conne
   const module = await loadPeer<EmmettSqlite & { default?: EmmettSqlite }>('@event-driven-io/emmett-sqlite', 'sqlite3');
   const { sqliteConnection, getSQLiteEventStore } = module.default ?? module;
   const connection = sqliteConnection({ fileName });
+  // Asked for here rather than left to the connection's own setup, which one run in many had
+  // not finished when the check below read the mode (it found 'delete').
+  await connection.command('PRAGMA journal_mode = WAL');
   await connection.command('PRAGMA synchronous = FULL');
   const journal = (await connection.querySingle<{ journal_mode: string }>('PRAGMA journal_mode'))?.journal_mode;
   const synchronous = (await connection.querySingle<{ synchronous: number }>('PRAGMA synchronous'))?.synchronous;
