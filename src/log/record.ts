@@ -114,7 +114,7 @@ export function bodyLength(record: Uint8Array): number {
 export function sealRecord(record: Buffer, previousHash: Uint8Array): Uint8Array {
   record.set(previousHash, 1);
   record.write(hash('sha256', record.subarray(1), 'binary'), 1, HASH_BYTES, 'latin1');
-  return record.subarray(1, HEADER_BYTES);
+  return recordHash(record);
 }
 
 /**
