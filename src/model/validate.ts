@@ -729,7 +729,7 @@ export function prepareCallback<F extends (...args: never[]) => unknown>(options
   }
 }
 
-export { identityKey, isPlainObject };
+export { identityKey, includesIdentity, isPlainObject };
 
 /**
  * Tells an action from an effect.

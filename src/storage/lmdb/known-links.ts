@@ -7,6 +7,7 @@
  * starts again empty (the links in use come back with one lookup each).
  */
 import type { Id, Identity } from '../../model/types.ts';
+import { includesIdentity } from '../../model/validate.ts';
 
 /** Links held at most (a few MB). */
 const LIMIT = 65_536;
@@ -32,9 +33,7 @@ export class KnownLinks {
   /** Whether `aggregate` is linked to `trigger` in the store, as far as this connection has seen. */
   has(trigger: Identity, aggregate: Identity): boolean {
     const triggers = this.#links.get(aggregate[0])?.get(aggregate[1]);
-    if (triggers === undefined) return false;
-    for (const linked of triggers) if (linked[0] === trigger[0] && linked[1] === trigger[1]) return true;
-    return false;
+    return triggers !== undefined && includesIdentity(triggers, trigger);
   }
 
   /** Notes links whose transaction has committed: `links` holds a trigger, then its aggregate, for each. */
