@@ -30,6 +30,11 @@ export interface DecryptedWith {
   readonly ids: readonly string[];
 }
 
+/** Notes in `keys` (by identity key) the keys of `decrypted`: those a value derived from the event came under. */
+export function noteDecrypted(keys: Map<string, Identity>, decrypted: DecryptedWith): void {
+  for (let k = 0; k < decrypted.keys.length; k++) keys.set(decrypted.ids[k] as string, decrypted.keys[k] as Identity);
+}
+
 /** What an event that held no plaintext under a key (or was redacted, or shown raw) was decrypted with. */
 export const NOT_DECRYPTED: DecryptedWith = Object.freeze({ keys: Object.freeze([]), ids: Object.freeze([]) });
 

@@ -14,7 +14,7 @@ import type { Identity } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
 import type { LogCore } from './log-core.ts';
 import { actionSeqs, loadPages } from './read.ts';
-import type { DecryptedWith } from './reveal.ts';
+import { noteDecrypted, type DecryptedWith } from './reveal.ts';
 import { decodeDerived, encodeDerived } from './sealed.ts';
 
 /** What sealed snapshots are bound to (their owner in the associated data). */
@@ -60,8 +60,7 @@ export async function foldAt(core: LogCore, aggregate: Identity, head: number): 
       if (!('action' in event)) return;
       state = applyPatchAtomic(state, event.action.patch);
       exists = true;
-      const used = decrypted[i] as DecryptedWith;
-      used.keys.forEach((key, k) => keys.set(used.ids[k] as string, key));
+      noteDecrypted(keys, decrypted[i] as DecryptedWith);
     });
   }
   if (every !== undefined && seqs.length >= every) {

@@ -15,7 +15,7 @@ import { InvalidArgumentError, ProjectionError } from '../errors.ts';
 import { followLog, prepareFollowOptions, rethrowLater } from '../log/follow.ts';
 import type { LogCore } from '../log/log-core.ts';
 import { actionSeqs, aggregateMatcher, readPages } from '../log/read.ts';
-import type { DecryptedWith } from '../log/reveal.ts';
+import { noteDecrypted, type DecryptedWith } from '../log/reveal.ts';
 import { decodeDerived, encodeDerived } from '../log/sealed.ts';
 import { applyPatchAtomic } from '../model/fold.ts';
 import { describe } from '../model/json-pointer.ts';
@@ -306,8 +306,7 @@ export class StoredProjection<State> {
     // Only user code can return what the store cannot hold: the default fold applies validated
     // JSON patches to `{}`, and checking it would cost a walk of the whole state per event.
     if (this.#userFold) assertStorableState(entry.state, this.name, event.seq);
-    const { keys, ids } = decrypted;
-    for (let k = 0; k < keys.length; k++) entry.keys.set(ids[k] as string, keys[k] as Identity);
+    noteDecrypted(entry.keys, decrypted);
   }
 
   /** The changed states of a batch, encoded (sealed where keys contributed). */
