@@ -13,7 +13,7 @@ import type { Log, NewAction } from '../src/index.ts';
 import type { Store } from '../src/storage/lmdb/layout.ts';
 import {
   assertOk, assertSameRecords, chunk, closeRawStore, emit, makeActions, median, note, now, openBenchLog, openRawStore,
-  patchBytes, preEncode, rawPut, rawPutRemembering, round, type Bench, type BenchContext, type RawWrite,
+  patchBytes, preEncode, rawPut, round, type Bench, type BenchContext, type RawWrite,
 } from './support.ts';
 
 const ROUNDS = 4;
@@ -49,11 +49,11 @@ async function coherenceRound(context: BenchContext, batches: readonly NewAction
   return head / seconds;
 }
 
-/** Raw puts of `batches`, a transaction each; `remembering`: looking up only the links not put or found before (see rawPutRemembering). */
+/** Raw puts of `batches`, a transaction each; `remembering`: looking up only the links not put or found before (see rawPut). */
 async function rawRound(context: BenchContext, batches: readonly RawWrite[][], depth: number, remembering = false): Promise<number> {
   const dir = context.tempDir();
   const store: Store = openRawStore(dir);
-  const linked = new Set<string>();
+  const linked = remembering ? new Set<string>() : undefined;
   const firsts: number[] = [];
   let seq = 0;
   for (const batch of batches) {
@@ -63,8 +63,7 @@ async function rawRound(context: BenchContext, batches: readonly RawWrite[][], d
   const started = now();
   await windowed(batches.length, depth, (i) => store.root.transaction(() => {
     let next = firsts[i] as number;
-    if (remembering) for (const write of batches[i] as RawWrite[]) rawPutRemembering(store, next++, write, linked);
-    else for (const write of batches[i] as RawWrite[]) rawPut(store, next++, write);
+    for (const write of batches[i] as RawWrite[]) rawPut(store, next++, write, linked);
   }));
   const seconds = (now() - started) / 1000;
   await closeRawStore(store);

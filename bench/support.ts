@@ -247,7 +247,7 @@ export interface RawWrite {
   aggregate: Key[];
   /** The trigger-links key of the event's trigger and aggregate (coherence's, worked out before timing). */
   link: Key;
-  /** That key as a string, for a raw writer that remembers the links it wrote ({@link rawPutRemembering}). */
+  /** That key as a string, for a raw writer that remembers the links it wrote (see {@link rawPut}). */
   linkId: string;
 }
 
@@ -275,26 +275,19 @@ export function preEncode(events: readonly NewAction[], previousHash: Uint8Array
   return { writes, lastHash: hash };
 }
 
-/** The puts of one event at `seq`, inside whatever transaction the caller holds (or async). */
-export function rawPut(store: Store, seq: number, write: RawWrite): void {
-  store.events.put(seq, write.record);
-  store.byAggregate.put([...write.aggregate, seq], EMPTY);
-  store.latest.put(write.aggregate, encodeLatest(seq));
-  rawLink(store, seq, write);
-}
-
 /**
- * {@link rawPut}, but the link is looked up only when `linked` (the links this writer has put or
- * found before) does not hold it: what coherence's engine does with the links it has seen
- * committed. Context for the append rows, not their baseline.
+ * The puts of one event at `seq`, inside whatever transaction the caller holds (or async). With
+ * `linked` (the links this writer has put or found before), the link is looked up only when it
+ * is not there: what coherence's engine does with the links it has seen committed, for context;
+ * the baselines look every link up.
  */
-export function rawPutRemembering(store: Store, seq: number, write: RawWrite, linked: Set<string>): void {
+export function rawPut(store: Store, seq: number, write: RawWrite, linked?: Set<string>): void {
   store.events.put(seq, write.record);
   store.byAggregate.put([...write.aggregate, seq], EMPTY);
   store.latest.put(write.aggregate, encodeLatest(seq));
-  if (linked.has(write.linkId)) return;
+  if (linked?.has(write.linkId) === true) return;
   rawLink(store, seq, write);
-  linked.add(write.linkId);
+  linked?.add(write.linkId);
 }
 
 /** The trigger link of an event, unless its pair is linked already (as coherence writes it). */
