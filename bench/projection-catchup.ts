@@ -9,13 +9,16 @@
  * 20 actions each, `/email` encrypted with the subject's own key, spread evenly through the log.
  *
  *   projection-catchup    `catchUp` of a new projection over the whole store (default fold) vs
- *                         the raw scan, alternating; target >= 0.5x raw.
+ *                         the raw scan, alternating; target >= 0.5x raw. Alongside, coherence's
+ *                         own reading of the store (`readPages`, no fold), which splits the
+ *                         catch-up's time over the scan into reading and folding/writing.
  *   projection-encrypted  `catchUp` over 200k actions each with one field encrypted (10k keys,
  *                         the store of bench/encrypted-read.ts) vs the raw scan + decryption,
  *                         alternating; target >= 0.8x (issue 3's 60k events/s printed
  *                         alongside); the raw scan alone for context; and the same catch-up
  *                         writing its states unsealed (a core built here with sealing off),
- *                         target: sealed >= 0.8x unsealed.
+ *                         target: sealed >= 0.8x unsealed; and the same split as above, with
+ *                         the decryption floor for the scan.
  *   projection-rss        peak RSS of a child process doing a 1M-event catch-up (the kernel's
  *                         high-water mark, VmHWM), target <= 200 MB; the same child doing the
  *                         raw scan alongside, and the split into anonymous and file-backed
@@ -38,6 +41,8 @@ import { unlockStore } from '../src/keys/unlock.ts';
 import { KeyCache } from '../src/log/key-cache.ts';
 import { LogCore } from '../src/log/log-core.ts';
 import { openProjection } from '../src/projections/projector.ts';
+import { readPages } from '../src/log/read.ts';
+import { prepareReadOptions } from '../src/model/validate.ts';
 import { lmdbEngine } from '../src/storage/lmdb/lmdb-engine.ts';
 import { closeRawStore, emit, fixedClock, median, note, now, openRawStore, round, type Bench, type BenchContext } from './support.ts';
 
@@ -148,15 +153,21 @@ async function rotate<K extends string>(round: number, passes: Record<K, () => P
   return got;
 }
 
+/** A core put together as openLog does (the bench's master key and clock), sealing states or not. */
+async function openCore(path: string, sealStates: boolean): Promise<LogCore> {
+  const storage = await lmdbEngine(path).open();
+  const settings = { clock: fixedClock, redact: () => null, maxEventBytes: 1 << 20, keyTtl: undefined, sealStates, schemas: new Map(), snapshotEvery: undefined };
+  return new LogCore(storage, settings, new KeyCache(await unlockStore(storage, masterKey())));
+}
+
 /**
  * The same catch-up as `catchUpPass` on a core put together here as openLog does, but with
  * `sealStates` off: the states are written as plain msgpack. The baseline of the sealing cost.
  */
 async function unsealedCatchUpPass(path: string, expectedActions: number): Promise<{ perS: number; seconds: number }> {
-  const storage = await lmdbEngine(path).open();
-  const core = new LogCore(storage, { clock: fixedClock, redact: () => null, maxEventBytes: 1 << 20, keyTtl: undefined, sealStates: false, schemas: new Map(), snapshotEvery: undefined }, new KeyCache(await unlockStore(storage, masterKey())));
+  const core = await openCore(path, false);
   try {
-    const head = await storage.head();
+    const head = await core.storage.head();
     const started = now();
     const result = await openProjection(core, `bench-unsealed-${process.pid}-${projectionCounter++}`, {}).catchUp();
     const seconds = (now() - started) / 1000;
@@ -165,6 +176,46 @@ async function unsealedCatchUpPass(path: string, expectedActions: number): Promi
   } finally {
     await core.close();
   }
+}
+
+/**
+ * What a catch-up does before it folds anything: coherence's own reading of the whole store, a
+ * page at a time (`readPages`, as the projector reads: the engine's scan, decoding, the keys of
+ * each page checked, events built with their values decrypted), on a core put together as
+ * openLog does. Against the raw pass it is the cost of reading as coherence reads; against the
+ * catch-up, the cost of folding and writing states.
+ */
+async function readPagesPass(path: string, expectedEvents: number): Promise<{ perS: number; seconds: number }> {
+  const core = await openCore(path, true);
+  try {
+    const head = await core.storage.head();
+    let events = 0;
+    const started = now();
+    for await (const page of readPages(core, prepareReadOptions({}), head)) events += page.events.length;
+    const seconds = (now() - started) / 1000;
+    if (events < expectedEvents) throw new Error(`bench: readPages read ${events} events, expected ${expectedEvents}`);
+    return { perS: head / seconds, seconds };
+  } finally {
+    await core.close();
+  }
+}
+
+/**
+ * Where a catch-up's time goes beyond its raw floor, per event (medians of each pass): reading
+ * as coherence reads (readPagesPass) against the floor, then folding and writing the states;
+ * and the ratio the catch-up would reach if its reading cost no more than the floor, which
+ * bounds what any speed-up of the reading alone can give.
+ */
+function decomposition(floorPerS: number, pagesPerS: number, catchUpPerS: number): Record<string, number> {
+  const floor = 1e6 / floorPerS;
+  const pages = 1e6 / pagesPerS;
+  const catchUp = 1e6 / catchUpPerS;
+  return {
+    read_pages_us_per_event: round(pages, 2),
+    reading_over_floor_us_per_event: round(pages - floor, 2),
+    fold_and_write_us_per_event: round(catchUp - pages, 2),
+    ratio_if_reading_cost_the_floor: round(floor / (floor + catchUp - pages), 3),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -180,15 +231,18 @@ export const projectionCatchUp: Bench = {
     await catchUpPass(big.path, big.events, big.lastPlain);
     const catchUp: number[] = [];
     const raw: number[] = [];
+    const pages: number[] = [];
     const ratios: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       note(`projection-catchup: round ${r + 1}/${ROUNDS}`);
       const got = await rotate(r, {
         catchUp: async () => (await catchUpPass(big.path, big.events, big.lastPlain)).perS,
         raw: async () => (await rawDecodePass(big.path)).perS,
+        pages: async () => (await readPagesPass(big.path, big.events)).perS,
       });
       catchUp.push(got.catchUp);
       raw.push(got.raw);
+      pages.push(got.pages);
       ratios.push(got.catchUp / got.raw);
     }
     const ratio = median(ratios);
@@ -204,6 +258,7 @@ export const projectionCatchUp: Bench = {
       raw_rounds: raw.map((x) => round(x)),
       catchup_us_per_event: round(1e6 / median(catchUp), 2),
       raw_us_per_event: round(1e6 / median(raw), 2),
+      ...decomposition(median(raw), median(pages), median(catchUp)),
       load1: round(loadavg()[0] as number, 2),
       target: '>=0.5x raw getRange + decodeBody',
       met: ratio >= 0.5,
@@ -223,7 +278,7 @@ export const projectionEncrypted: Bench = {
     note('projection-encrypted: warm-up');
     await rawDecodePass(store.path);
     await catchUpPass(store.path, events, events - 1);
-    const perS = { catchUp: [] as number[], unsealed: [] as number[], raw: [] as number[], rawDecrypt: [] as number[] };
+    const perS = { catchUp: [] as number[], unsealed: [] as number[], raw: [] as number[], rawDecrypt: [] as number[], pages: [] as number[] };
     const sealedRatios: number[] = [];
     const floorRatios: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
@@ -233,11 +288,13 @@ export const projectionEncrypted: Bench = {
         unsealed: async () => (await unsealedCatchUpPass(store.path, events)).perS,
         raw: async () => (await rawDecodePass(store.path)).perS,
         rawDecrypt: async () => (await rawDecryptPass(store.path)).perS,
+        pages: async () => (await readPagesPass(store.path, events)).perS,
       });
       perS.catchUp.push(got.catchUp);
       perS.unsealed.push(got.unsealed);
       perS.raw.push(got.raw);
       perS.rawDecrypt.push(got.rawDecrypt);
+      perS.pages.push(got.pages);
       sealedRatios.push(got.catchUp / got.unsealed);
       floorRatios.push(got.catchUp / got.rawDecrypt);
     }
@@ -268,6 +325,8 @@ export const projectionEncrypted: Bench = {
       ratio: round(ratio, 3),
       catchup_us_per_event: round(1e6 / catchUpPerS, 2),
       raw_decode_decrypt_us_per_event: round(1e6 / median(perS.rawDecrypt), 2),
+      ...decomposition(median(perS.rawDecrypt), median(perS.pages), catchUpPerS),
+      sealing_us_per_event: round(1e6 / catchUpPerS - 1e6 / median(perS.unsealed), 2),
       absolute_target: '>=60000 events/s',
       absolute_met: catchUpPerS >= 60_000,
       ...scaledTarget(60_000, median(perS.raw), catchUpPerS),
