@@ -10,13 +10,16 @@ import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  activeCipher, chachaOpen, chachaSeal, loadFastCipher, nodeChacha20, nodeXchacha, sodiumCipher, xchachaOpen, xchachaSeal, type Cipher, type Sodium,
+  activeCipher, chachaOpen, chachaSeal, loadFastCipher, nodeChacha20, nodeXchacha, sodiumCipher, xchachaOpen, xchachaOpenWith, xchachaSeal, type Cipher, type Sodium,
 } from '../src/crypto/aead.ts';
 
 const bytes = (length: number) => fc.uint8Array({ minLength: length, maxLength: length });
 
-const activeXchacha: Cipher = { seal: xchachaSeal, open: xchachaOpen, wipe: () => {} };
-const activeChacha: Cipher = { seal: chachaSeal, open: chachaOpen, wipe: () => {} };
+/** What the tests below use of a cipher: the exported functions give no more for ChaCha20-Poly1305. */
+type SealAndOpen = Pick<Cipher, 'seal' | 'open'>;
+
+const activeXchacha: Cipher = { seal: xchachaSeal, open: xchachaOpen, openWith: xchachaOpenWith, wipe: () => {} };
+const activeChacha: SealAndOpen = { seal: chachaSeal, open: chachaOpen };
 
 const cases = [
   ['XChaCha20-Poly1305 from libsodium (once loaded)', activeXchacha, xchacha20poly1305, 24],
@@ -82,6 +85,42 @@ describe.each(cases)('%s', (_, cipher, noble, nonceBytes) => {
     expect(() => cipher.open(new Uint8Array(32), new Uint8Array(nonceBytes), new Uint8Array(0), new Uint8Array(15))).toThrow();
     expect(() => cipher.seal(new Uint8Array(31), new Uint8Array(nonceBytes), new Uint8Array(0), new Uint8Array(1))).toThrow(RangeError);
     expect(() => cipher.open(new Uint8Array(32), new Uint8Array(nonceBytes - 1), new Uint8Array(0), new Uint8Array(16))).toThrow(RangeError);
+  });
+});
+
+const withOpenWith = [
+  ['XChaCha20-Poly1305 from libsodium (once loaded)', async () => activeXchacha, 24],
+  ['XChaCha20-Poly1305 from HChaCha20 + node', async () => nodeXchacha, 24],
+  ['ChaCha20-Poly1305 from libsodium', async () => sodiumCipher(await ((await import('libsodium')).default as () => Promise<Sodium>)(), 'chacha20poly1305'), 12],
+  ['ChaCha20-Poly1305 from node', async () => nodeChacha20, 12],
+] as const;
+
+describe.each(withOpenWith)('%s', (_, make, nonceBytes) => {
+  it('gives openWith’s reader the plaintext where it lies, returns what the reader returns, and wipes those bytes after, also when the reader throws', async () => {
+    await loadFastCipher();
+    const key = new Uint8Array(32).fill(8);
+    const nonce = new Uint8Array(nonceBytes).fill(2);
+    const cipher = await make();
+    for (const length of [34, 40_000]) {
+      const plaintext = Uint8Array.from({ length }, (_, i) => (i * 11 + 5) % 256);
+      const sealed = cipher.seal(key, nonce, 'ad', plaintext);
+      let seen: { bytes: Uint8Array; start: number; end: number } | undefined;
+      const got = cipher.openWith(key, nonce, 'ad', sealed, (bytes, start, end) => {
+        seen = { bytes, start, end };
+        return Buffer.from(bytes.subarray(start, end)).equals(Buffer.from(plaintext)) ? 'read' : 'other bytes';
+      });
+      expect(got).toBe('read');
+      expect(seen !== undefined && seen.end - seen.start).toBe(length);
+      expect(seen?.bytes.subarray(seen.start, seen.end).every((byte) => byte === 0)).toBe(true);
+      let during: Uint8Array | undefined;
+      expect(() => cipher.openWith(key, nonce, 'ad', sealed, (bytes, start, end) => {
+        during = bytes.subarray(start, end);
+        throw new Error('the reader failed');
+      })).toThrow('the reader failed');
+      expect(during?.length).toBe(length);
+      expect(during?.every((byte) => byte === 0)).toBe(true);
+      expect(() => cipher.openWith(key, nonce, 'other ad', sealed, () => 'read')).toThrow();
+    }
   });
 });
 

@@ -1,7 +1,9 @@
 import fc from 'fast-check';
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
+import { xchachaSeal } from '../src/crypto/aead.ts';
 import { drawNonces, openValue, sealValue } from '../src/crypto/envelope.ts';
+import { packr } from '../src/model/msgpack.ts';
 import { CorruptLogError, openLog, type Identity, type Log } from '../src/index.ts';
 import { decodeBody, encodeBody, recordHash, type ActionBody } from '../src/log/record.ts';
 import { appendOk, asJson, jsonValue, newMasterKey, patchOf, rejection } from './support/crypto-fixtures.ts';
@@ -46,6 +48,28 @@ describe('envelopes', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('throws CorruptLogError from openValue, quoting none of the plaintext, for an authentic envelope whose plaintext is not one value', () => {
+    const key = new Uint8Array(32).fill(3);
+    const nonce = new Uint8Array(24).fill(4);
+    const associatedData = `coherence/value/v1\u0000${JSON.stringify([['customer', 'alice'], '/v', ['user', 'alice']])}`;
+    // Nothing; a string cut short; a whole value with more after it (msgpackr's own error for
+    // that one quotes the value it read).
+    for (const plaintext of [Uint8Array.of(), Uint8Array.of(0xd9, 10, 0x73), Buffer.concat([packr.pack('secret-4242'), packr.pack('secret-4343')])]) {
+      const envelope = xchachaSeal(key, nonce, associatedData, plaintext, 25);
+      envelope[0] = 1;
+      envelope.set(nonce, 1);
+      const error = corruptError(() => openValue(envelope, key, ['user', 'alice'], ['customer', 'alice'], '/v', 7));
+      expect(error).toBeInstanceOf(CorruptLogError);
+      expect((error as Error).message).toBe('event 7: the encrypted value at /v opens to bytes that are not a value');
+      expect((error as Error).cause).toBeUndefined();
+    }
+    // The same bytes around a value decode: the envelope was built as sealValue builds one.
+    const envelope = xchachaSeal(key, nonce, associatedData, packr.pack('secret-4242'), 25);
+    envelope[0] = 1;
+    envelope.set(nonce, 1);
+    expect(openValue(envelope, key, ['user', 'alice'], ['customer', 'alice'], '/v', 7)).toBe('secret-4242');
   });
 
   it('throws CorruptLogError from openValue for a truncated or extended envelope', () => {

@@ -17,7 +17,8 @@
  *
  * libsodium works in its own memory: key, nonce and data are copied into a scratch area there,
  * and the key and the plaintext are wiped from it after every call; {@link wipeCipherMemory}
- * wipes what its own code leaves behind.
+ * wipes what its own code leaves behind. A caller that decodes the plaintext at once (an
+ * envelope's value) does so there, through `openWith`, so no copy of it is made at all.
  */
 import { hchacha } from '@noble/ciphers/chacha.js';
 import { createCipheriv, createDecipheriv } from 'node:crypto';
@@ -30,10 +31,18 @@ const KEY_BYTES = 32;
 /** Associated data: bytes, or a string authenticated as its UTF-8 bytes (encoded where the cipher works, not copied twice). */
 export type AssociatedData = Uint8Array | string;
 
+/** Reads a plaintext, bytes [start, end) of `bytes`, which stay valid only during the call. */
+export type ReadPlaintext<T> = (bytes: Uint8Array, start: number, end: number) => T;
+
 /** One implementation of an AEAD (its nonce size is the AEAD's). */
 export interface Cipher {
   seal(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, plaintext: Uint8Array, headroom?: number): Buffer;
   open(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array): Buffer;
+  /**
+   * Opens `sealed` and gives `read` the plaintext where it lies, bytes [start, end) of `bytes`
+   * (libsodium's memory, for libsodium's), then wipes it: no copy of it is left behind.
+   */
+  openWith<T>(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array, read: ReadPlaintext<T>): T;
   /** Overwrites what the last calls left in memory the cipher keeps (none for node's). */
   wipe(): void;
 }
@@ -94,6 +103,14 @@ function nodeChacha(derive: (key: Uint8Array, nonce: Uint8Array) => { subkey: Ui
         if (subkey !== key) subkey.fill(0);
       }
     },
+    openWith(key, nonce, associatedData, sealed, read) {
+      const plaintext = this.open(key, nonce, associatedData, sealed);
+      try {
+        return read(plaintext, 0, plaintext.length);
+      } finally {
+        plaintext.fill(0);
+      }
+    },
     wipe() {},
   };
 }
@@ -139,6 +156,9 @@ const ZERO_KEY = new Uint8Array(KEY_BYTES);
 const textEncoder = new TextEncoder();
 const WIPE_INPUT = new Uint8Array(WIPE_BYTES);
 
+/** A plaintext copied out of where it lies, for those who keep it. */
+const copyOut: ReadPlaintext<Buffer> = (bytes, start, end) => Buffer.from(bytes.subarray(start, end));
+
 /** One of libsodium's AEADs, working in a scratch area of its memory (its own). */
 export function sodiumCipher(sodium: Sodium, aead: SodiumAead): Cipher {
   const encrypt = aead === 'xchacha20poly1305' ? sodium._crypto_aead_xchacha20poly1305_ietf_encrypt : sodium._crypto_aead_chacha20poly1305_ietf_encrypt;
@@ -161,6 +181,13 @@ export function sodiumCipher(sodium: Sodium, aead: SodiumAead): Cipher {
       sodium.HEAPU8.fill(0, area, area + bytes);
       sodium._free(area);
     }
+  };
+  let heap: Buffer | undefined;
+  /** libsodium's memory as a Buffer (one view, made again when the memory grows), for readers that work on Buffers. */
+  const heapBytes = (): Buffer => {
+    const memory = sodium.HEAPU8;
+    if (heap === undefined || heap.buffer !== memory.buffer) heap = Buffer.from(memory.buffer, memory.byteOffset, memory.byteLength);
+    return heap;
   };
   /** Room for associated data in the heap: a string takes at most 3 UTF-8 bytes per UTF-16 unit. */
   const room = (associatedData: AssociatedData): number => (typeof associatedData === 'string' ? 3 * associatedData.length : associatedData.length);
@@ -200,6 +227,9 @@ export function sodiumCipher(sodium: Sodium, aead: SodiumAead): Cipher {
       });
     },
     open(key, nonce, associatedData, sealed) {
+      return this.openWith(key, nonce, associatedData, sealed, copyOut);
+    },
+    openWith(key, nonce, associatedData, sealed, read) {
       checkSizes(key, nonce, nonceBytes);
       if (sealed.length < TAG_BYTES) throw new Error('expected a ciphertext with its tag');
       const length = sealed.length - TAG_BYTES;
@@ -211,7 +241,7 @@ export function sodiumCipher(sodium: Sodium, aead: SodiumAead): Cipher {
           outputAt = inputAt + sealed.length;
           const done = decrypt(outputAt, 0, 0, inputAt, sealed.length, 0, at, adLength, 0, nonceAt, keyAt);
           if (done !== 0) throw new Error('the sealed value fails authentication');
-          return Buffer.from(sodium.HEAPU8.subarray(outputAt, outputAt + length));
+          return read(heapBytes(), outputAt, outputAt + length);
         } finally {
           sodium.HEAPU8.fill(0, keyAt, keyAt + KEY_BYTES);
           sodium.HEAPU8.fill(0, outputAt, outputAt + length);
@@ -301,6 +331,19 @@ export function xchachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: 
 export function xchachaOpen(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array): Buffer {
   if (loading === undefined) void loadFastCipher();
   return xchacha.open(key, nonce, associatedData, sealed);
+}
+
+/**
+ * Decrypts what {@link xchachaSeal} sealed and gives the plaintext to `read` where the cipher
+ * left it, wiping it once `read` returns: what decodes the plaintext at once need not copy it,
+ * and no copy of it stays in memory.
+ * @throws Error when it fails authentication (the caller says what was tampered with), or what `read` throws.
+ * @example
+ * const value = xchachaOpenWith(key, nonce, associatedData, envelope.subarray(25), (bytes, start, end) => packr.unpack(bytes, { start, end }));
+ */
+export function xchachaOpenWith<T>(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array, read: ReadPlaintext<T>): T {
+  if (loading === undefined) void loadFastCipher();
+  return xchacha.openWith(key, nonce, associatedData, sealed, read);
 }
 
 /**

@@ -12,7 +12,7 @@ import { CorruptLogError } from '../errors.ts';
 import type { Identity } from '../model/types.ts';
 import { packr } from '../model/msgpack.ts';
 import { openBytes, sealBytes } from './seal.ts';
-import { xchachaOpen, xchachaSeal } from './aead.ts';
+import { xchachaOpenWith, xchachaSeal } from './aead.ts';
 
 const ENVELOPE_VERSION = 1;
 /** A value sealed under several keys together (coherence's own process states): see seal.ts. */
@@ -69,13 +69,26 @@ export function openValue(envelope: Uint8Array, key: Uint8Array, keyId: Identity
   if (envelope[0] !== ENVELOPE_VERSION || envelope.length < 1 + NONCE_BYTES + 16) {
     throw new CorruptLogError(`event ${seq}: the encrypted value at ${path} is not an envelope`);
   }
-  let plaintext: Uint8Array;
   try {
-    plaintext = xchachaOpen(key, envelope.subarray(1, 1 + NONCE_BYTES), associatedData(aggregate, path, keyId), envelope.subarray(1 + NONCE_BYTES));
+    // Decoded where the cipher opened it, then wiped there: the plaintext bytes are never copied.
+    return xchachaOpenWith(key, envelope.subarray(1, 1 + NONCE_BYTES), associatedData(aggregate, path, keyId), envelope.subarray(1 + NONCE_BYTES), unpackPlaintext);
   } catch (cause) {
+    // Without the decoder's error: its message may quote what it decoded.
+    if (cause === UNDECODABLE) throw new CorruptLogError(`event ${seq}: the encrypted value at ${path} opens to bytes that are not a value`);
     throw new CorruptLogError(`event ${seq}: the encrypted value at ${path} fails authentication (tampered or corrupt)`, { cause });
   }
-  return packr.unpack(plaintext);
+}
+
+/** What {@link unpackPlaintext} throws: the plaintext was authentic but does not decode. */
+const UNDECODABLE = new Error('the plaintext does not decode');
+
+/** Decodes a plaintext where it lies (msgpackr reads the range; buffers in it are copied out: copyBuffers). */
+function unpackPlaintext(bytes: Uint8Array, start: number, end: number): unknown {
+  try {
+    return packr.unpack(bytes, { start, end });
+  } catch {
+    throw UNDECODABLE;
+  }
 }
 
 function sealedAssociatedData(aggregate: Identity, path: string, keys: readonly Identity[]): Uint8Array {
