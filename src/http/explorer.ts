@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { applyPatchAtomic } from '../model/fold.ts';
 import type { Identity, LogEvent } from '../model/types.ts';
-import { identityKey } from '../model/validate.ts';
+import { identityKey, sameIdentity } from '../model/validate.ts';
 import type { Condition } from './conditions.ts';
 import { page } from './explorer-page.ts';
 import type { Gateway } from './gateway.ts';
@@ -44,7 +44,6 @@ export function explorerPage(reply: FastifyReply): FastifyReply {
     .send(page(nonce));
 }
 
-const sameIdentity = (a: Identity, b: Identity): boolean => a[0] === b[0] && a[1] === b[1];
 
 /** Up to `limit` events before `before` matching the filters, newest first, reading windows backwards. */
 async function newestFirst(gateway: Gateway, filter: { kinds?: string[]; aggregates?: Identity[]; actor?: Identity }, before: number, limit: number): Promise<{ events: LogEvent[]; next?: number }> {

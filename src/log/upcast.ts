@@ -5,11 +5,7 @@
 import { UnsupportedFormatError, UpcastError } from '../errors.ts';
 import { versionOf, type Schemas } from '../model/schemas.ts';
 import type { Action, ActionEvent } from '../model/types.ts';
-import { isPlainObject } from '../model/validate.ts';
-
-function sameIdentity(a: unknown, b: readonly [string, unknown]): boolean {
-  return Array.isArray(a) && a.length === 2 && a[0] === b[0] && a[1] === b[1];
-}
+import { isPlainObject, sameIdentity } from '../model/validate.ts';
 
 /**
  * The event with its action lifted from `stored` to the current version of its kind.

@@ -384,6 +384,15 @@ function identityKey(identity: Identity): string {
   return typeof id === 'string' ? `${identity[0]}\u0000${id}` : `${identity[0]}\u0000\u0000${id}`;
 }
 
+/**
+ * Whether `value` is an identity equal to `identity`: an array of exactly its two parts (`===`
+ * on each, which tells 7 from '7' as identityKey does). For values of unknown shape (what an
+ * upcaster returned, a decoded index key) as well as identities.
+ */
+function sameIdentity(value: unknown, identity: Identity): boolean {
+  return Array.isArray(value) && value.length === 2 && value[0] === identity[0] && value[1] === identity[1];
+}
+
 /** Whether `identities` holds `identity` (`===` on both parts, which tells 7 from '7' as identityKey does). */
 function includesIdentity(identities: readonly Identity[], identity: Identity): boolean {
   for (const other of identities) if (other[0] === identity[0] && other[1] === identity[1]) return true;
@@ -729,7 +738,7 @@ export function prepareCallback<F extends (...args: never[]) => unknown>(options
   }
 }
 
-export { identityKey, includesIdentity, isPlainObject };
+export { identityKey, includesIdentity, isPlainObject, sameIdentity };
 
 /**
  * Tells an action from an effect.

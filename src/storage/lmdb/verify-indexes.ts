@@ -4,7 +4,7 @@
 import type { Key } from 'lmdb';
 import { packr } from '../../model/msgpack.ts';
 import type { Identity } from '../../model/types.ts';
-import { identityKey } from '../../model/validate.ts';
+import { identityKey, sameIdentity } from '../../model/validate.ts';
 import type { IndexFacts, VerifyCheck } from '../engine.ts';
 import { asKey, indexKey, linkedAt, linkKeyOf, linkTrigger, readLink, type Store } from './layout.ts';
 
@@ -13,10 +13,6 @@ const CHUNK = 10_000;
 
 type Problem = { seq: number; reason: string };
 type Linked = (store: Store, trigger: Identity, seq: number) => Identity[];
-
-function sameIdentity(a: unknown, b: Identity): boolean {
-  return Array.isArray(a) && a.length === 2 && a[0] === b[0] && a[1] === b[1];
-}
 
 function sameList(a: readonly Identity[], b: readonly Identity[]): boolean {
   return a.length === b.length && a.every((identity, i) => identityKey(identity) === identityKey(b[i] as Identity));
