@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
 import { xchachaSeal } from '../src/crypto/aead.ts';
-import { drawNonces, openValue, sealValue } from '../src/crypto/envelope.ts';
+import { drawNonces, openValue, openValueUnderAll, sealValue, sealValueUnderAll } from '../src/crypto/envelope.ts';
+import { openSealed, sealBytes } from '../src/crypto/seal.ts';
 import { packr } from '../src/model/msgpack.ts';
 import { CorruptLogError, openLog, type Identity, type Log } from '../src/index.ts';
 import { decodeBody, encodeBody, recordHash, type ActionBody } from '../src/log/record.ts';
@@ -70,6 +71,23 @@ describe('envelopes', () => {
     envelope[0] = 1;
     envelope.set(nonce, 1);
     expect(openValue(envelope, key, ['user', 'alice'], ['customer', 'alice'], '/v', 7)).toBe('secret-4242');
+  });
+
+  it('throws CorruptLogError from openSealed and openValueUnderAll, quoting none of the plaintext, for an authentic sealed record whose plaintext is not one value', () => {
+    const materials = [new Uint8Array(32).fill(5), new Uint8Array(32).fill(6)];
+    const keyIds: Identity[] = [['user', 'alice'], ['user', 'bob']];
+    const salt = new Uint8Array(32).fill(7);
+    const ad = new TextEncoder().encode('coherence/sealed/v1\u0000test');
+    for (const plaintext of [Uint8Array.of(), Uint8Array.of(0xd9, 10, 0x73), Buffer.concat([packr.pack('secret-4242'), packr.pack('secret-4343')])]) {
+      const error = corruptError(() => openSealed(sealBytes(plaintext, materials, salt, ad), materials, salt, ad, 'the state of x'));
+      expect(error).toBeInstanceOf(CorruptLogError);
+      expect((error as Error).message).toBe('the state of x: the sealed record opens to bytes that are not a value');
+      expect((error as Error).cause).toBeUndefined();
+    }
+    expect(openSealed(sealBytes(packr.pack({ card: 'secret-4242' }), materials, salt, ad), materials, salt, ad, 'the state of x')).toEqual({ card: 'secret-4242' });
+    // A value sealed under several keys opens through the same function.
+    const envelope = sealValueUnderAll('secret-4242', materials, keyIds, ['customer', 'alice'], '/v', salt);
+    expect(openValueUnderAll(envelope, materials, keyIds, ['customer', 'alice'], '/v', 7)).toBe('secret-4242');
   });
 
   it('throws CorruptLogError from openValue for a truncated or extended envelope', () => {

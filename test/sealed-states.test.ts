@@ -5,7 +5,7 @@
  */
 import { open, type Key } from 'lmdb';
 import { describe, expect, it } from 'vitest';
-import { openBytes } from '../src/crypto/seal.ts';
+import { openSealed } from '../src/crypto/seal.ts';
 import { packr } from '../src/model/msgpack.ts';
 import { openLog, type ActionEvent, type Identity } from '../src/index.ts';
 import { appendOk, filesContaining, identityArg, newMasterKey, runChild, scanFiles, spawnChild } from './support/crypto-fixtures.ts';
@@ -100,7 +100,7 @@ describe('projection states at rest', () => {
     const material = (key: Identity) => Buffer.from((raw.find((r) => JSON.stringify(r.key) === JSON.stringify(key)) as RawKey).raw, 'hex');
     const ad = new TextEncoder().encode(`coherence/sealed/v1\u0000${JSON.stringify(['orders', order, keys])}`);
     // With every key it opens (so the check below is a real one)...
-    expect(packr.unpack(openBytes(ciphertext as Uint8Array, keys.map(material), salt as Uint8Array, ad, 'test'))).toEqual({ buyer: 'Alice Liddell', till: 'till 3 of the corner shop' });
+    expect(openSealed(ciphertext as Uint8Array, keys.map(material), salt as Uint8Array, ad, 'test')).toEqual({ buyer: 'Alice Liddell', till: 'till 3 of the corner shop' });
 
     await runChild('crypto-shred.ts', [path, identityArg(alice)]);
     expect(await orders.position()).toBe(2); // no catch-up has run
@@ -109,8 +109,8 @@ describe('projection states at rest', () => {
     for await (const entry of orders.entries()) entries.push(entry);
     expect(entries).toEqual([[order, { buyer: ERASED, till: 'till 3 of the corner shop' }]]);
     // ...and without alice's key, the shop's key alone (or with anything in alice's place) does not.
-    expect(() => openBytes(ciphertext as Uint8Array, [material(shop)], salt as Uint8Array, ad, 'test')).toThrow(/fails authentication/);
-    expect(() => openBytes(ciphertext as Uint8Array, keys.map((k) => (JSON.stringify(k) === JSON.stringify(alice) ? Buffer.alloc(32) : material(k))), salt as Uint8Array, ad, 'test')).toThrow(/fails authentication/);
+    expect(() => openSealed(ciphertext as Uint8Array, [material(shop)], salt as Uint8Array, ad, 'test')).toThrow(/fails authentication/);
+    expect(() => openSealed(ciphertext as Uint8Array, keys.map((k) => (JSON.stringify(k) === JSON.stringify(alice) ? Buffer.alloc(32) : material(k))), salt as Uint8Array, ad, 'test')).toThrow(/fails authentication/);
   });
 
   it('of 200 subjects with one shredded, folds exactly that one again and opens the others as they were', async () => {

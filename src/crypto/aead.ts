@@ -347,6 +347,18 @@ export function xchachaOpenWith<T>(key: Uint8Array, nonce: Uint8Array, associate
 }
 
 /**
+ * Decrypts what {@link chachaSeal} sealed and gives the plaintext to `read` where the cipher left
+ * it, wiping it once `read` returns (see {@link xchachaOpenWith}).
+ * @throws Error when it fails authentication, or what `read` throws.
+ * @example
+ * const state = chachaOpenWith(recordKey, new Uint8Array(12), associatedData, sealed, decodeInPlace);
+ */
+export function chachaOpenWith<T>(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array, read: ReadPlaintext<T>): T {
+  if (loading === undefined) void loadFastCipher();
+  return chacha.openWith(key, nonce, associatedData, sealed, read);
+}
+
+/**
  * ChaCha20-Poly1305 (RFC 8439, 12-byte nonce): the ciphertext followed by the tag, after `headroom` bytes.
  * @example
  * const sealed = chachaSeal(recordKey, new Uint8Array(12), associatedData, plaintext);

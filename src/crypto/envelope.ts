@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { CorruptLogError } from '../errors.ts';
 import type { Identity } from '../model/types.ts';
 import { packr } from '../model/msgpack.ts';
-import { openBytes, sealBytes } from './seal.ts';
+import { decodeInPlace, isUndecodable } from './plaintext.ts';
+import { openSealed, sealBytes } from './seal.ts';
 import { xchachaOpenWith, xchachaSeal } from './aead.ts';
 
 const ENVELOPE_VERSION = 1;
@@ -71,23 +72,10 @@ export function openValue(envelope: Uint8Array, key: Uint8Array, keyId: Identity
   }
   try {
     // Decoded where the cipher opened it, then wiped there: the plaintext bytes are never copied.
-    return xchachaOpenWith(key, envelope.subarray(1, 1 + NONCE_BYTES), associatedData(aggregate, path, keyId), envelope.subarray(1 + NONCE_BYTES), unpackPlaintext);
+    return xchachaOpenWith(key, envelope.subarray(1, 1 + NONCE_BYTES), associatedData(aggregate, path, keyId), envelope.subarray(1 + NONCE_BYTES), decodeInPlace);
   } catch (cause) {
-    // Without the decoder's error: its message may quote what it decoded.
-    if (cause === UNDECODABLE) throw new CorruptLogError(`event ${seq}: the encrypted value at ${path} opens to bytes that are not a value`);
+    if (isUndecodable(cause)) throw new CorruptLogError(`event ${seq}: the encrypted value at ${path} opens to bytes that are not a value`);
     throw new CorruptLogError(`event ${seq}: the encrypted value at ${path} fails authentication (tampered or corrupt)`, { cause });
-  }
-}
-
-/** What {@link unpackPlaintext} throws: the plaintext was authentic but does not decode. */
-const UNDECODABLE = new Error('the plaintext does not decode');
-
-/** Decodes a plaintext where it lies (msgpackr reads the range; buffers in it are copied out: copyBuffers). */
-function unpackPlaintext(bytes: Uint8Array, start: number, end: number): unknown {
-  try {
-    return packr.unpack(bytes, { start, end });
-  } catch {
-    throw UNDECODABLE;
   }
 }
 
@@ -116,8 +104,7 @@ export function openValueUnderAll(envelope: Uint8Array, materials: readonly Uint
   if (envelope[0] !== SEALED_ENVELOPE_VERSION || envelope.length < 1 + SALT_BYTES + 16) {
     throw new CorruptLogError(`event ${seq}: the encrypted value at ${path} is not a sealed envelope`);
   }
-  const plain = openBytes(envelope.subarray(1 + SALT_BYTES), materials, envelope.subarray(1, 1 + SALT_BYTES), sealedAssociatedData(aggregate, path, keyIds), `event ${seq}: the encrypted value at ${path}`);
-  return packr.unpack(plain);
+  return openSealed(envelope.subarray(1 + SALT_BYTES), materials, envelope.subarray(1, 1 + SALT_BYTES), sealedAssociatedData(aggregate, path, keyIds), `event ${seq}: the encrypted value at ${path}`);
 }
 
 /** The raw form of an envelope under `keyIds` (one key: xchacha20-poly1305; several: sealed). */

@@ -14,7 +14,8 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { CorruptLogError } from '../errors.ts';
-import { chachaOpen, chachaSeal, TAG_BYTES } from './aead.ts';
+import { chachaOpenWith, chachaSeal, TAG_BYTES } from './aead.ts';
+import { decodeInPlace, isUndecodable } from './plaintext.ts';
 
 const SALT_BYTES = 32;
 const NONCE = Buffer.alloc(12);
@@ -43,15 +44,20 @@ export function sealBytes(plaintext: Uint8Array, materials: readonly Uint8Array[
 }
 
 /**
- * Decrypts what {@link sealBytes} sealed.
- * @throws CorruptLogError when it fails authentication: tampering, or not the keys it was sealed under.
+ * Decrypts what {@link sealBytes} sealed and decodes the value packed in it where the cipher
+ * opened it, wiping it there: no copy of the plaintext is made.
+ * @throws CorruptLogError when it fails authentication (tampering, or not the keys it was sealed
+ *   under), or opens to bytes that are not one value (the error quotes none of them).
+ * @example
+ * const state = openSealed(ciphertext, materials, salt, associatedData, 'the state of ["book","b1"] in "titles"');
  */
-export function openBytes(sealed: Uint8Array, materials: readonly Uint8Array[], salt: Uint8Array, ad: Uint8Array, what: string): Uint8Array {
+export function openSealed(sealed: Uint8Array, materials: readonly Uint8Array[], salt: Uint8Array, ad: Uint8Array, what: string): unknown {
   if (sealed.length < TAG_BYTES) throw new CorruptLogError(`${what}: the sealed record is too short`);
   const key = recordKey(materials, salt);
   try {
-    return chachaOpen(key, NONCE, ad, sealed);
+    return chachaOpenWith(key, NONCE, ad, sealed, decodeInPlace);
   } catch (cause) {
+    if (isUndecodable(cause)) throw new CorruptLogError(`${what}: the sealed record opens to bytes that are not a value`);
     throw new CorruptLogError(`${what}: the sealed record fails authentication (tampered or corrupt)`, { cause });
   } finally {
     key.fill(0);

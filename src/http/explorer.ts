@@ -44,7 +44,6 @@ export function explorerPage(reply: FastifyReply): FastifyReply {
     .send(page(nonce));
 }
 
-
 /** Up to `limit` events before `before` matching the filters, newest first, reading windows backwards. */
 async function newestFirst(gateway: Gateway, filter: { kinds?: string[]; aggregates?: Identity[]; actor?: Identity }, before: number, limit: number): Promise<{ events: LogEvent[]; next?: number }> {
   const found: LogEvent[] = [];

@@ -15,7 +15,7 @@
  * under a key nobody can obtain any more, which is as unreadable as intended; if this process
  * saw it destroyed, the record is kept without ciphertext.
  */
-import { drawSalts, openBytes, sealBytes } from '../crypto/seal.ts';
+import { drawSalts, openSealed, sealBytes } from '../crypto/seal.ts';
 import { packr } from '../model/msgpack.ts';
 import type { Identity } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
@@ -83,7 +83,6 @@ export async function decodeDerived(context: RevealContext, owner: string, items
     const [, keys, salt, ciphertext] = record;
     const materials = keys.map((key) => material.get(identityKey(key)));
     if (salt === null || ciphertext === null || materials.some((m) => m === undefined)) return undefined;
-    const plain = openBytes(ciphertext, materials as Uint8Array[], salt, associatedData(owner, aggregate, keys), `the state of ${JSON.stringify(aggregate)} in "${owner}"`);
-    return { value: packr.unpack(plain), keys };
+    return { value: openSealed(ciphertext, materials as Uint8Array[], salt, associatedData(owner, aggregate, keys), `the state of ${JSON.stringify(aggregate)} in "${owner}"`), keys };
   });
 }

@@ -388,6 +388,8 @@ function identityKey(identity: Identity): string {
  * Whether `value` is an identity equal to `identity`: an array of exactly its two parts (`===`
  * on each, which tells 7 from '7' as identityKey does). For values of unknown shape (what an
  * upcaster returned, a decoded index key) as well as identities.
+ * @example
+ * sameIdentity(['book', 7], ['book', 7]); // true; ['book', '7'] is another identity
  */
 function sameIdentity(value: unknown, identity: Identity): boolean {
   return Array.isArray(value) && value.length === 2 && value[0] === identity[0] && value[1] === identity[1];
