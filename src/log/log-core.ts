@@ -10,6 +10,7 @@ import { CorruptLogError, InvalidArgumentError, LogClosedError } from '../errors
 import { describe } from '../model/json-pointer.ts';
 import type { LogEvent } from '../model/types.ts';
 import type { Storage } from '../storage/engine.ts';
+import { FoldCache } from './fold-cache.ts';
 import type { KeyCache } from './key-cache.ts';
 import { revealRecords, type Redact, type Reveal, type RevealContext, type Revealed } from './reveal.ts';
 
@@ -41,6 +42,8 @@ export class LogCore implements RevealContext {
   readonly storage: Storage;
   readonly keys: KeyCache;
   readonly settings: LogSettings;
+  /** Folds of aggregates with no plaintext under a key, by the head they were folded at (log/state.ts). */
+  readonly folds = new FoldCache();
   #closed = false;
   readonly #writeListeners = new Set<(notice: WriteNotice) => void>();
   /** Work close() waits for. */
@@ -175,6 +178,7 @@ export class LogCore implements RevealContext {
     await Promise.allSettled([...this.#running]);
     this.#writeListeners.clear();
     this.keys.clear();
+    this.folds.clear();
     await this.storage.close();
   }
 }

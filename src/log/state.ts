@@ -10,8 +10,9 @@
  */
 import { applyPatchAtomic } from '../model/fold.ts';
 import { NO_SCHEMA_FINGERPRINT } from '../model/schemas.ts';
-import type { Identity } from '../model/types.ts';
+import type { Identity, LogEvent } from '../model/types.ts';
 import { identityKey } from '../model/validate.ts';
+import { copyOf, type HeldFold } from './fold-cache.ts';
 import type { LogCore } from './log-core.ts';
 import { actionSeqs, loadPages } from './read.ts';
 import { noteDecrypted, type DecryptedWith } from './reveal.ts';
@@ -35,8 +36,54 @@ export interface Folded {
   exists: boolean;
 }
 
-/** The fold of an aggregate's actions up to `head` (exactly the fold at that head), with its keys. */
+/**
+ * The fold of an aggregate's actions up to `head` (exactly the fold at that head), with its keys:
+ * from the fold this log holds of it at an earlier head (log/fold-cache.ts), otherwise from its
+ * snapshot or its first action. The state is the caller's own: nothing held shares an object or
+ * array with it.
+ */
 export async function foldAt(core: LogCore, aggregate: Identity, head: number): Promise<Folded> {
+  const held = core.folds.before(aggregate, head);
+  if (held !== undefined) {
+    const resumed = await resume(core, aggregate, held, head);
+    if (resumed !== undefined) return resumed;
+  }
+  const folded = await foldFromStart(core, aggregate, head);
+  if (folded.keys.length === 0) core.folds.hold(aggregate, head, folded.state, folded.exists);
+  return folded;
+}
+
+/**
+ * `held` brought up to `head`: its aggregate's actions after it folded on; undefined (and it is
+ * let go) when one of them decrypted a value, since such a fold is not held (see FoldCache).
+ * Effects after it need no look: an effect only takes away plaintext under the key it destroys,
+ * and a held fold has none (a value whose key was gone already is redacted in it for good).
+ */
+async function resume(core: LogCore, aggregate: Identity, held: HeldFold, head: number): Promise<Folded | undefined> {
+  let state = copyOf(held.state);
+  if (held.at === head) return { state, keys: [], exists: held.exists };
+  let exists = held.exists;
+  for await (const { events, decrypted } of loadPages(core, await actionSeqs(core, aggregate, held.at + 1, head + 1), 'plain')) {
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i] as LogEvent;
+      if (!('action' in event)) continue;
+      if ((decrypted[i] as DecryptedWith).keys.length > 0) return letGo(core, aggregate);
+      state = applyPatchAtomic(state, event.action.patch);
+      exists = true;
+    }
+  }
+  core.folds.hold(aggregate, head, state, exists);
+  return { state, keys: [], exists };
+}
+
+/** Lets go of a held fold that cannot be brought up to date: the caller folds from the start. */
+function letGo(core: LogCore, aggregate: Identity): undefined {
+  core.folds.drop(aggregate);
+  return undefined;
+}
+
+/** The fold of an aggregate's actions up to `head`, from its snapshot or its first action. */
+async function foldFromStart(core: LogCore, aggregate: Identity, head: number): Promise<Folded> {
   const every = core.settings.snapshotEvery;
   const fingerprint = core.schemas.get(aggregate[0])?.fingerprint ?? NO_SCHEMA_FINGERPRINT;
   let state: unknown = {};
