@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { memoryEngine, openLog, type Identity, type Log, type Operation } from '../src/index.ts';
 import { copyOf, FoldCache } from '../src/log/fold-cache.ts';
 import { appendOk, DAY_MS, encrypted, manualClock, newMasterKey, spawnChild } from './support/crypto-fixtures.ts';
+import { storageEngineOf } from '../src/storage/registry.ts';
 import { action, afterTest, tempLog } from './support/temp-log.ts';
 
 async function stateOf(log: Log, aggregate: Identity): Promise<unknown> {
@@ -74,6 +75,23 @@ describe('states read through a log that keeps folds', () => {
     expect(await stateOf(log, alice)).toEqual({ tier: 'gold', email: null }); // the default redact value
   });
 
+  it('still take a snapshot once `every` actions are past the latest, however many reads folded them', async () => {
+    const engine = memoryEngine();
+    const log = await openLog({ engine, snapshots: { every: 5 } });
+    const storage = await storageEngineOf(engine).open();
+    afterTest(async () => {
+      await log.close();
+      await storage.close();
+    });
+    const book: Identity = ['book', 'b1'];
+    const snapshotted = async () => (await storage.snapshot(book, Number.MAX_SAFE_INTEGER))?.seq;
+    for (let i = 0; i < 12; i++) {
+      await appendOk(log, [action(book, [{ op: 'add', path: `/n${i}`, value: i }])]);
+      await log.state(book); // each read folds one action more than the fold this log holds
+      expect(await snapshotted()).toBe(i < 4 ? undefined : i < 9 ? 5 : 10);
+    }
+  });
+
   it('are what a fresh log folds for any sequence of appends and reads, on any of a few aggregates', async () => {
     const aggregates: Identity[] = [['a', 1], ['a', 2], ['b', 'x']];
     const operation: fc.Arbitrary<Operation> = fc.oneof(
@@ -118,16 +136,16 @@ describe('states read through a log that keeps folds', () => {
 describe('FoldCache', () => {
   it('gives the fold held at or before a head, keeps the latest fold of an aggregate, and starts again empty past its limit', () => {
     const cache = new FoldCache(2);
-    cache.hold(['a', 1], 5, { v: 5 }, true);
+    cache.hold(['a', 1], { at: 5, state: { v: 5 }, exists: true, pastSnapshot: 5 });
     expect(cache.before(['a', 1], 4)).toBeUndefined();
-    expect(cache.before(['a', 1], 5)).toEqual({ at: 5, state: { v: 5 }, exists: true });
-    cache.hold(['a', 1], 3, { v: 3 }, true);
+    expect(cache.before(['a', 1], 5)).toEqual({ at: 5, state: { v: 5 }, exists: true, pastSnapshot: 5 });
+    cache.hold(['a', 1], { at: 3, state: { v: 3 }, exists: true, pastSnapshot: 3 });
     expect(cache.before(['a', 1], 9)?.at).toBe(5);
-    cache.hold(['a', '1'], 6, { v: 6 }, true);
+    cache.hold(['a', '1'], { at: 6, state: { v: 6 }, exists: true, pastSnapshot: 1 });
     expect(cache.before(['a', 1], 9)?.state).toEqual({ v: 5 }); // 1 and '1' are two aggregates
-    cache.hold(['b', 1], 7, {}, false);
+    cache.hold(['b', 1], { at: 7, state: {}, exists: false, pastSnapshot: 0 });
     expect(cache.before(['a', 1], 9)).toBeUndefined();
-    expect(cache.before(['b', 1], 9)).toEqual({ at: 7, state: {}, exists: false });
+    expect(cache.before(['b', 1], 9)).toEqual({ at: 7, state: {}, exists: false, pastSnapshot: 0 });
     cache.drop(['b', 1]);
     expect(cache.before(['b', 1], 9)).toBeUndefined();
   });
@@ -135,7 +153,7 @@ describe('FoldCache', () => {
   it('holds a copy of the state given, sharing no object or array with it', () => {
     const cache = new FoldCache();
     const state = { list: [{ n: 1 }], nested: { deep: [1, 2] } };
-    cache.hold(['a', 1], 1, state, true);
+    cache.hold(['a', 1], { at: 1, state, exists: true, pastSnapshot: 1 });
     state.list.push({ n: 2 });
     state.nested.deep[0] = 9;
     expect(cache.before(['a', 1], 1)?.state).toEqual({ list: [{ n: 1 }], nested: { deep: [1, 2] } });

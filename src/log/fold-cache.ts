@@ -21,6 +21,8 @@ export interface HeldFold {
   readonly at: number;
   readonly state: unknown;
   readonly exists: boolean;
+  /** Actions folded into it after the aggregate's latest snapshot (or its start): when to take the next. */
+  readonly pastSnapshot: number;
 }
 
 /** The held folds of one open log. */
@@ -39,13 +41,13 @@ export class FoldCache {
     return held !== undefined && held.at <= head ? held : undefined;
   }
 
-  /** Holds a copy of the fold of `aggregate` at `at`, unless one at a later head is held already. */
-  hold(aggregate: Identity, at: number, state: unknown, exists: boolean): void {
+  /** Holds `fold` of `aggregate` (a copy of its state), unless one at a later head is held already. */
+  hold(aggregate: Identity, fold: HeldFold): void {
     const id = identityKey(aggregate);
     const held = this.#folds.get(id);
-    if (held !== undefined && held.at >= at) return;
+    if (held !== undefined && held.at >= fold.at) return;
     if (held === undefined && this.#folds.size >= this.#limit) this.#folds.clear();
-    this.#folds.set(id, { at, state: copyOf(state), exists });
+    this.#folds.set(id, { ...fold, state: copyOf(fold.state) });
   }
 
   /** Lets go of the fold of `aggregate` (an action after it decrypted a value). */

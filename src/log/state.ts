@@ -48,8 +48,8 @@ export async function foldAt(core: LogCore, aggregate: Identity, head: number): 
     const resumed = await resume(core, aggregate, held, head);
     if (resumed !== undefined) return resumed;
   }
-  const folded = await foldFromStart(core, aggregate, head);
-  if (folded.keys.length === 0) core.folds.hold(aggregate, head, folded.state, folded.exists);
+  const { pastSnapshot, ...folded } = await foldFromStart(core, aggregate, head);
+  if (folded.keys.length === 0) core.folds.hold(aggregate, { at: head, state: folded.state, exists: folded.exists, pastSnapshot });
   return folded;
 }
 
@@ -63,6 +63,7 @@ async function resume(core: LogCore, aggregate: Identity, held: HeldFold, head: 
   let state = copyOf(held.state);
   if (held.at === head) return { state, keys: [], exists: held.exists };
   let exists = held.exists;
+  let pastSnapshot = held.pastSnapshot;
   for await (const { events, decrypted } of loadPages(core, await actionSeqs(core, aggregate, held.at + 1, head + 1), 'plain')) {
     for (let i = 0; i < events.length; i++) {
       const event = events[i] as LogEvent;
@@ -70,9 +71,17 @@ async function resume(core: LogCore, aggregate: Identity, held: HeldFold, head: 
       if ((decrypted[i] as DecryptedWith).keys.length > 0) return letGo(core, aggregate);
       state = applyPatchAtomic(state, event.action.patch);
       exists = true;
+      pastSnapshot++;
     }
   }
-  core.folds.hold(aggregate, head, state, exists);
+  // The rule of snapshots holds across reads that resume: once `every` actions are past the
+  // latest snapshot, the read that folded the last of them takes the next.
+  const every = core.settings.snapshotEvery;
+  if (every !== undefined && pastSnapshot >= every) {
+    await takeSnapshot(core, aggregate, head, state, []);
+    pastSnapshot = 0;
+  }
+  core.folds.hold(aggregate, { at: head, state, exists, pastSnapshot });
   return { state, keys: [], exists };
 }
 
@@ -82,8 +91,11 @@ function letGo(core: LogCore, aggregate: Identity): undefined {
   return undefined;
 }
 
-/** The fold of an aggregate's actions up to `head`, from its snapshot or its first action. */
-async function foldFromStart(core: LogCore, aggregate: Identity, head: number): Promise<Folded> {
+/**
+ * The fold of an aggregate's actions up to `head`, from its snapshot or its first action, and how
+ * many actions it holds past the latest snapshot (0 when it took one).
+ */
+async function foldFromStart(core: LogCore, aggregate: Identity, head: number): Promise<Folded & { pastSnapshot: number }> {
   const every = core.settings.snapshotEvery;
   const fingerprint = core.schemas.get(aggregate[0])?.fingerprint ?? NO_SCHEMA_FINGERPRINT;
   let state: unknown = {};
@@ -110,11 +122,16 @@ async function foldFromStart(core: LogCore, aggregate: Identity, head: number): 
       noteDecrypted(keys, decrypted[i] as DecryptedWith);
     });
   }
-  if (every !== undefined && seqs.length >= every) {
-    const [value] = encodeDerived(core, SNAPSHOT_OWNER, [{ aggregate, value: { f: fingerprint, state } satisfies Snapshot, keys: [...keys.values()] }]);
-    await core.storage.putSnapshot(aggregate, head, value as Uint8Array);
-  }
-  return { state, keys: [...keys.values()], exists };
+  const taking = every !== undefined && seqs.length >= every;
+  if (taking) await takeSnapshot(core, aggregate, head, state, [...keys.values()]);
+  return { state, keys: [...keys.values()], exists, pastSnapshot: taking ? 0 : seqs.length };
+}
+
+/** Stores `state`, the aggregate's fold at `head`, as its snapshot, sealed under `keys`. */
+async function takeSnapshot(core: LogCore, aggregate: Identity, head: number, state: unknown, keys: Identity[]): Promise<void> {
+  const fingerprint = core.schemas.get(aggregate[0])?.fingerprint ?? NO_SCHEMA_FINGERPRINT;
+  const [value] = encodeDerived(core, SNAPSHOT_OWNER, [{ aggregate, value: { f: fingerprint, state } satisfies Snapshot, keys }]);
+  await core.storage.putSnapshot(aggregate, head, value as Uint8Array);
 }
 
 /** The aggregate's fold and the head it was read at: the natural base of the next append. */
