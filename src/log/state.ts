@@ -1,8 +1,10 @@
 /**
- * An aggregate's state: the fold of its actions, from `{}`, at a head; from its latest snapshot
- * when the log keeps snapshots (`openLog({ snapshots: { every } })`).
+ * An aggregate's state: the fold of its actions, from `{}`, at a head; from the fold this log kept
+ * of it at an earlier head (log/fold-cache.ts), or from its latest snapshot when the log keeps
+ * snapshots (`openLog({ snapshots: { every } })`).
  *
- * A snapshot is taken by the read that folded `every` actions or more past the latest one: the
+ * A snapshot is taken by the read that brings the actions past the latest one to `every` or more
+ * (whether it folded them all, or resumed a kept fold that had folded the others): the
  * state as of the head that read saw, sealed like a projection state under the keys whose
  * plaintext is in it (log/sealed.ts), with the fingerprint of the kind's schema so that a changed
  * version or upcaster list leaves it unused. The engine refuses it if an effect affecting the
