@@ -99,7 +99,6 @@ function letGo(core: LogCore, aggregate: Identity): undefined {
  */
 async function foldFromStart(core: LogCore, aggregate: Identity, head: number): Promise<Folded & { pastSnapshot: number }> {
   const every = core.settings.snapshotEvery;
-  const fingerprint = core.schemas.get(aggregate[0])?.fingerprint ?? NO_SCHEMA_FINGERPRINT;
   let state: unknown = {};
   let from = 1;
   let exists = false;
@@ -108,7 +107,7 @@ async function foldFromStart(core: LogCore, aggregate: Identity, head: number): 
     const stored = await core.storage.snapshot(aggregate, head);
     const [opened] = stored === undefined ? [undefined] : await decodeDerived(core, SNAPSHOT_OWNER, [{ aggregate, bytes: stored.value }]);
     const snapshot = opened?.value as Snapshot | undefined;
-    if (stored !== undefined && opened !== undefined && snapshot?.f === fingerprint) {
+    if (stored !== undefined && opened !== undefined && snapshot?.f === fingerprintOf(core, aggregate)) {
       state = snapshot.state;
       from = stored.seq + 1;
       exists = true;
@@ -131,9 +130,13 @@ async function foldFromStart(core: LogCore, aggregate: Identity, head: number): 
 
 /** Stores `state`, the aggregate's fold at `head`, as its snapshot, sealed under `keys`. */
 async function takeSnapshot(core: LogCore, aggregate: Identity, head: number, state: unknown, keys: Identity[]): Promise<void> {
-  const fingerprint = core.schemas.get(aggregate[0])?.fingerprint ?? NO_SCHEMA_FINGERPRINT;
-  const [value] = encodeDerived(core, SNAPSHOT_OWNER, [{ aggregate, value: { f: fingerprint, state } satisfies Snapshot, keys }]);
+  const [value] = encodeDerived(core, SNAPSHOT_OWNER, [{ aggregate, value: { f: fingerprintOf(core, aggregate), state } satisfies Snapshot, keys }]);
   await core.storage.putSnapshot(aggregate, head, value as Uint8Array);
+}
+
+/** The schema fingerprint of the aggregate's kind, which a snapshot is bound to. */
+function fingerprintOf(core: LogCore, aggregate: Identity): string {
+  return core.schemas.get(aggregate[0])?.fingerprint ?? NO_SCHEMA_FINGERPRINT;
 }
 
 /** The aggregate's fold and the head it was read at: the natural base of the next append. */
