@@ -367,14 +367,3 @@ export function chachaSeal(key: Uint8Array, nonce: Uint8Array, associatedData: A
   if (loading === undefined) void loadFastCipher();
   return chacha.seal(key, nonce, associatedData, plaintext, headroom);
 }
-
-/**
- * Decrypts what {@link chachaSeal} sealed.
- * @throws Error when it fails authentication.
- * @example
- * const plaintext = chachaOpen(recordKey, new Uint8Array(12), associatedData, sealed);
- */
-export function chachaOpen(key: Uint8Array, nonce: Uint8Array, associatedData: AssociatedData, sealed: Uint8Array): Buffer {
-  if (loading === undefined) void loadFastCipher();
-  return chacha.open(key, nonce, associatedData, sealed);
-}
