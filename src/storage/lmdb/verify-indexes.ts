@@ -14,8 +14,9 @@ const CHUNK = 10_000;
 type Problem = { seq: number; reason: string };
 type Linked = (store: Store, trigger: Identity, seq: number) => Identity[];
 
-function sameList(a: readonly Identity[], b: readonly Identity[]): boolean {
-  return a.length === b.length && a.every((identity, i) => identityKey(identity) === identityKey(b[i] as Identity));
+/** Whether `stored` (as decoded, of unknown shape) holds exactly the identities of `expected`, in order. */
+function sameList(stored: unknown, expected: readonly Identity[]): boolean {
+  return Array.isArray(stored) && stored.length === expected.length && expected.every((identity, i) => sameIdentity(stored[i], identity));
 }
 
 /**
@@ -42,7 +43,7 @@ export async function verifyIndexes(store: Store, head: number, check: VerifyChe
     } else {
       const stored = store.effects.get(seq);
       const affected = linked(store, facts.trigger, seq);
-      if (stored === undefined || !sameList(packr.unpack(stored) as Identity[], affected)) {
+      if (stored === undefined || !sameList(packr.unpack(stored), affected)) {
         return { seq, reason: 'the affected aggregates recorded for the effect disagree with the trigger index' };
       }
       counts.effects++;
