@@ -265,12 +265,8 @@ export function preEncode(events: readonly NewAction[], previousHash: Uint8Array
     hash = sealRecord(record, hash);
     const trigger = event.triggers[0];
     if (trigger === undefined || event.triggers.length !== 1) throw new Error('the bench workload has one trigger per action');
-    return {
-      record,
-      aggregate: [event.aggregate[0], event.aggregate[1]],
-      link: linkKeyOf(trigger, event.aggregate),
-      linkId: JSON.stringify(linkKeyOf(trigger, event.aggregate)),
-    };
+    const link = linkKeyOf(trigger, event.aggregate);
+    return { record, aggregate: [event.aggregate[0], event.aggregate[1]], link, linkId: JSON.stringify(link) };
   });
   return { writes, lastHash: hash };
 }
