@@ -84,6 +84,8 @@ export class StoredProjection<State> {
   readonly name: string;
   readonly #core: LogCore;
   readonly #definition: Definition;
+  /** The definition as JSON, compared with the stored one's on every read of the record. */
+  readonly #definitionJson: string;
   readonly #filter: ReturnType<typeof prepareReadOptions>;
   readonly #matches: ((aggregate: Identity) => boolean) | undefined;
   readonly #init: (aggregate: Identity) => State;
@@ -115,6 +117,7 @@ export class StoredProjection<State> {
       kinds: this.#filter.kinds === undefined ? null : [...this.#filter.kinds].sort(),
       aggregates: this.#filter.aggregates === undefined ? null : [...this.#filter.aggregates].sort((a, b) => (identityKey(a) < identityKey(b) ? -1 : 1)),
     };
+    this.#definitionJson = JSON.stringify(this.#definition);
     this.#userFold = options.init !== undefined || options.apply !== undefined;
     this.#init = options.init ?? ((() => ({})) as () => State);
     this.#apply = options.apply ?? ((state, event) => applyPatchAtomic(state, event.action.patch) as State);
@@ -135,9 +138,9 @@ export class StoredProjection<State> {
     const stored = await this.#core.storage.consumerMeta(this.name);
     if (stored === undefined) return { stored, position: this.#definition.from - 1 };
     const meta = packr.unpack(stored) as Meta;
-    if (JSON.stringify(meta.definition) !== JSON.stringify(this.#definition)) {
+    if (JSON.stringify(meta.definition) !== this.#definitionJson) {
       throw new InvalidArgumentError(
-        `projection "${this.name}": expected the definition it was built with (${JSON.stringify(meta.definition)}), got ${JSON.stringify(this.#definition)}; call rebuild() to rebuild it with the new one`,
+        `projection "${this.name}": expected the definition it was built with (${JSON.stringify(meta.definition)}), got ${this.#definitionJson}; call rebuild() to rebuild it with the new one`,
       );
     }
     return { stored, position: meta.position };
@@ -176,23 +179,23 @@ export class StoredProjection<State> {
 
   /**
    * Adds the entries of `missing` (aggregates by identity key, none in `entries`), reading their
-   * states in one engine call. A state whose keys are gone is folded again up to `position`,
-   * the position it was stored at.
+   * states in one engine call. A state whose keys are gone stays stale until first used, where
+   * an effect may fold it again anyway.
    */
-  async #load(entries: Map<string, Entry<State>>, missing: ReadonlyMap<string, Identity>, position: number): Promise<void> {
+  async #load(entries: Map<string, Entry<State>>, missing: ReadonlyMap<string, Identity>): Promise<void> {
     if (missing.size === 0) return;
     const wanted = [...missing.values()];
-    const states = await this.#open(wanted, await this.#core.storage.states(this.name, wanted), position, true);
+    const states = await this.#open(wanted, await this.#core.storage.states(this.name, wanted));
     let i = 0;
     for (const key of missing.keys()) entries.set(key, states[i++] as Entry<State>);
   }
 
   /**
-   * The entries of stored states: opened where their keys live; where one is gone, folded again
-   * from the aggregate's actions up to `position` with the keys as they are now, at once or
-   * (`lazily`, in a catch-up, where an effect may refold it anyway) when first used.
+   * The entries of stored states, opened where their keys live. Where one is gone the entry is
+   * `stale`: whoever uses it first folds it again (`#refold`) from the aggregate's actions, with
+   * the keys as they are now.
    */
-  async #open(aggregates: readonly Identity[], stored: readonly (Uint8Array | undefined)[], position: number, lazily: boolean): Promise<Entry<State>[]> {
+  async #open(aggregates: readonly Identity[], stored: readonly (Uint8Array | undefined)[]): Promise<Entry<State>[]> {
     const present = aggregates.flatMap((aggregate, i) => (stored[i] === undefined ? [] : [{ aggregate, bytes: stored[i] as Uint8Array }]));
     const opened = await decodeDerived(this.#core, this.name, present);
     let next = 0;
@@ -205,10 +208,8 @@ export class StoredProjection<State> {
       if (found !== undefined) {
         entry.state = found.value as State;
         entry.keys = new Map(found.keys.map((k) => [identityKey(k), k]));
-      } else if (lazily) {
-        entry.stale = true;
       } else {
-        await this.#refold(entry, position);
+        entry.stale = true;
       }
     }
     return entries;
@@ -254,7 +255,7 @@ export class StoredProjection<State> {
         if ('action' in event) keys[i] = need(event.action.aggregate);
         else for (const aggregate of affected.get(event.seq) ?? []) need(aggregate);
       });
-      await this.#load(entries, missing, position);
+      await this.#load(entries, missing);
       for (const [i, event] of chunk.entries()) {
         if ('action' in event) {
           const target = entries.get(keys[i] as string) as Entry<State>;
@@ -330,8 +331,10 @@ export class StoredProjection<State> {
     this.#core.assertOpen();
     const stored = await this.#core.storage.states(this.name, [checked]);
     if (stored[0] === undefined) return undefined;
-    const [entry] = await this.#open([checked], stored, await this.#storedPosition(), false);
-    return entry?.state;
+    const [entry] = (await this.#open([checked], stored)) as [Entry<State>];
+    // The stored position is read only for a state that must be folded again, up to it.
+    if (entry.stale) await this.#refold(entry, await this.#storedPosition());
+    return entry.state;
   }
 
   async *entries(options: { kind?: string } = {}): AsyncIterable<[Identity, State]> {
@@ -343,7 +346,8 @@ export class StoredProjection<State> {
     const position = await this.#storedPosition();
     let page: { aggregate: Identity; value: Uint8Array }[] = [];
     const flush = async () => {
-      const entries = await this.#open(page.map((p) => p.aggregate), page.map((p) => p.value), position, false);
+      const entries = await this.#open(page.map((p) => p.aggregate), page.map((p) => p.value));
+      for (const entry of entries) if (entry.stale) await this.#refold(entry, position);
       page = [];
       return entries.map((entry): [Identity, State] => [entry.aggregate, entry.state as State]);
     };

@@ -79,6 +79,21 @@ export function projectionReplay(engine: TestEngine): void {
       expect(await customers.position()).toBe(2);
     });
 
+    it('folds a state read before the catch-up again only up to the position the projection is at, not the actions after it', async () => {
+      const { log } = await openShop(engine);
+      await appendOk(log, [signUp(alice, aliceKey, 'Alice', ALICE_EMAIL)]);
+      const customers = log.projection('customers');
+      await customers.catchUp();
+      // After the projection's position: a plain change of the same aggregate, then the shred.
+      await appendOk(log, [action(alice, [{ op: 'replace', path: '/name', value: 'Alice Liddell' }])]);
+      await log.keys.shred(aliceKey);
+      expect(await customers.position()).toBe(1);
+      expect(await customers.get(alice)).toEqual({ name: 'Alice', email: ERASED });
+      expect(await entriesOf(customers)).toEqual([[alice, { name: 'Alice', email: ERASED }]]);
+      await customers.catchUp();
+      expect(await customers.get(alice)).toEqual({ name: 'Alice Liddell', email: ERASED });
+    });
+
     it('folds actions after the shred onto the redacted state', async () => {
       const { log } = await openShop(engine);
       await appendOk(log, [signUp(alice, aliceKey, 'Alice', ALICE_EMAIL)]);
