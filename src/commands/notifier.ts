@@ -30,6 +30,7 @@ import type { LogCore } from '../log/log-core.ts';
 import { aggregateMatcher, readPages } from '../log/read.ts';
 import { NOTIFIER_CONSUMER } from '../log/reactions.ts';
 import { keyGoneSince, NOT_DECRYPTED, type DecryptedWith, type Revealed } from '../log/reveal.ts';
+import { sameBytes } from '../model/bytes.ts';
 import { describe } from '../model/json-pointer.ts';
 import { packr } from '../model/msgpack.ts';
 import type { Identity, LogEvent } from '../model/types.ts';
@@ -221,10 +222,6 @@ interface Request {
 }
 
 class CommitLost extends Error {}
-
-function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  return a === b || (a !== undefined && b !== undefined && Buffer.compare(a, b) === 0);
-}
 
 function prepareOptions(options: unknown): { handle: NotifierOptions['handle']; filter: PreparedReadOptions; from: number; retry: Retry } {
   options = readArgument(options, 'options');

@@ -6,6 +6,7 @@
 import { mkdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Key } from 'lmdb';
+import { sameBytes } from '../../model/bytes.ts';
 import { packr } from '../../model/msgpack.ts';
 import type { Identity } from '../../model/types.ts';
 import type {
@@ -49,12 +50,6 @@ export function lmdbEngine(path: string): StorageEngine {
       return new LmdbStorage(path, directory, openStore(path));
     },
   };
-}
-
-/** Equal bytes. `a` may be what `getBinaryFast` returns: lmdb-js's shared buffer, its `length` set to the value's. */
-function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 }
 
 /** Overwrites a record with zeros of its own length, so LMDB rewrites it in place on this

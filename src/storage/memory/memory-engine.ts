@@ -7,6 +7,7 @@
  * serialized with every other by construction. Stored bytes are copied in and out, so no caller
  * can change what another reads.
  */
+import { sameBytes } from '../../model/bytes.ts';
 import type { Identity } from '../../model/types.ts';
 import { identityKey } from '../../model/validate.ts';
 import type {
@@ -112,11 +113,6 @@ function linkedAggregates(store: MemoryStore, trigger: Identity, before: number)
     if (!seen.has(key)) seen.set(key, copyIdentity(aggregate));
   }
   return [...seen.values()];
-}
-
-function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }
 
 class MemoryView implements WriteView {

@@ -7,6 +7,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { InvalidArgumentError } from '../../errors.ts';
+import { sameBytes } from '../../model/bytes.ts';
 import { describe } from '../../model/json-pointer.ts';
 import { packr } from '../../model/msgpack.ts';
 import type { Identity } from '../../model/types.ts';
@@ -103,11 +104,6 @@ function prepareOptions(options: unknown): Settings {
     schema,
     location: `${describeTarget(connectionString)} schema ${schema}`,
   };
-}
-
-function sameBytes(a: Buffer | undefined, b: Uint8Array | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.equals(b);
 }
 
 class PostgresStorage implements Storage {
